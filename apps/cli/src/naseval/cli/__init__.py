@@ -1,0 +1,3 @@
+"""naseval.cli: the nas command."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""naseval.analysis."""
+
+__version__ = "0.1.0"

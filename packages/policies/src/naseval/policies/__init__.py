@@ -1,0 +1,3 @@
+"""naseval.policies."""
+
+__version__ = "0.1.0"

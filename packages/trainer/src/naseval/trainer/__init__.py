@@ -1,0 +1,3 @@
+"""naseval.trainer."""
+
+__version__ = "0.1.0"
