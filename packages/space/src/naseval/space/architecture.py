@@ -99,7 +99,9 @@ class Architecture:
             lines.append(f"  s{j} = highway_{node.op}(s{node.pred})".ljust(36) + f"weights W{j}")
         readers = {node.pred for node in self.nodes}
         leaves = [j for j in range(1, n + 1) if j not in readers]
-        lines.append(f"  h_t = mean(s1..s{n})" + (f"   leaves: {', '.join(f's{j}' for j in leaves)}"))
+        lines.append(
+            f"  h_t = mean(s1..s{n})" + (f"   leaves: {', '.join(f's{j}' for j in leaves)}")
+        )
         return "\n".join(lines)
 
     def ancestors(self, j: int) -> frozenset[int]:
@@ -123,7 +125,9 @@ class Architecture:
     def parse(cls, text: str) -> Architecture:
         """Parse the canonical text form, `op:pred` per node separated by spaces or commas."""
         if not isinstance(text, str):
-            raise InvalidArchitecture(f"architecture text must be a string, got {type(text).__name__}")
+            raise InvalidArchitecture(
+                f"architecture text must be a string, got {type(text).__name__}"
+            )
         parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
         if not parts:
             raise InvalidArchitecture("architecture text is empty (expected e.g. 'tanh:0 relu:1')")
@@ -252,7 +256,11 @@ class Architecture:
                 raise InvalidArchitecture(
                     f"genotype node {j}: unknown op {op!r} (known: {', '.join(OPS)})"
                 )
-            if isinstance(pred, bool) or not isinstance(pred, int | np.integer) or not 0 <= pred < j:
+            if (
+                isinstance(pred, bool)
+                or not isinstance(pred, int | np.integer)
+                or not 0 <= pred < j
+            ):
                 raise InvalidArchitecture(f"genotype node {j}: pred {pred!r} is not in 0..{j - 1}")
             nodes.append(Node(int(pred), op))
         try:
@@ -278,7 +286,9 @@ class Architecture:
         return cls.from_genotype(data)
 
 
-_GENOTYPE_TEXT = re.compile(r"^\s*Genotype\s*\(\s*recurrent\s*=\s*(\[.*\])\s*,\s*concat\s*=\s*(.+)\)\s*$", re.S)
+_GENOTYPE_TEXT = re.compile(
+    r"^\s*Genotype\s*\(\s*recurrent\s*=\s*(\[.*\])\s*,\s*concat\s*=\s*(.+)\)\s*$", re.S
+)
 _RANGE_TEXT = re.compile(r"^\s*range\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*$")
 
 

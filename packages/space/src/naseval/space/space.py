@@ -99,7 +99,9 @@ class Space:
         if isinstance(index, bool) or not isinstance(index, int | np.integer):
             raise InvalidArchitecture(f"space index must be an integer, got {index!r}")
         if not 0 <= index < self.size:
-            raise InvalidArchitecture(f"index {index} is out of range for {self!r} (size {self.size})")
+            raise InvalidArchitecture(
+                f"index {index} is out of range for {self!r} (size {self.size})"
+            )
         return self._from_digits(
             [(int(index) // place) % radix for radix, place in zip(self._radices, self._places)]
         )
