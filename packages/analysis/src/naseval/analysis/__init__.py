@@ -15,6 +15,14 @@ from naseval.analysis.compare import (
     versus_random,
 )
 from naseval.analysis.errors import AnalysisError
+from naseval.analysis.figures import (
+    DPI,
+    perplexity_curves_figure,
+    rank_changes_figure,
+    save_figure,
+    sharing_figure,
+    tau_distribution_figure,
+)
 from naseval.analysis.ground_truth import GroundTruth
 from naseval.analysis.ranking import (
     average_ranks,
@@ -58,6 +66,12 @@ from naseval.analysis.ws_ranking import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "tau_distribution_figure",
+    "sharing_figure",
+    "save_figure",
+    "rank_changes_figure",
+    "perplexity_curves_figure",
+    "DPI",
     "PAPER_MEAN_TAU",
     "STD_DDOF",
     "AnalysisError",
