@@ -148,7 +148,10 @@ def policy_row(label: str, runs: Sequence[SeedRun]) -> TableRow:
     if not finished:
         raise AnalysisError(f"{label}: all {len(runs)} runs diverged (no finite perplexity)")
     best = min(finished, key=lambda r: r.valid_ppl)
-    valid, test = summarize([r.valid_ppl for r in finished]), summarize([r.test_ppl for r in finished])
+    valid, test = (
+        summarize([r.valid_ppl for r in finished]),
+        summarize([r.test_ppl for r in finished]),
+    )
     return TableRow(
         label=label,
         valid=Summary(valid.mean, valid.std, valid.best, valid.n, dropped),
@@ -165,7 +168,9 @@ def real_best_row(ground_truth: GroundTruth) -> TableRow:
     index = ground_truth.best_index()
     runs = [
         SeedRun(seed, ground_truth.architectures[index], valid, test)
-        for seed, valid, test in zip(ground_truth.seeds, ground_truth.valid[index], ground_truth.test[index])
+        for seed, valid, test in zip(
+            ground_truth.seeds, ground_truth.valid[index], ground_truth.test[index]
+        )
     ]
     return policy_row(REAL_BEST_LABEL, runs)
 
@@ -212,8 +217,14 @@ def versus_random(
             raise AnalysisError(f"{policy!r} vs random: no finished runs to compare on {metric}")
         results.append(
             compare_to_random(
-                ours, theirs, policy=policy, metric=metric, paired=is_paired,
-                confidence=confidence, n_resamples=n_resamples, seed=bootstrap_seed,
+                ours,
+                theirs,
+                policy=policy,
+                metric=metric,
+                paired=is_paired,
+                confidence=confidence,
+                n_resamples=n_resamples,
+                seed=bootstrap_seed,
             )
         )
     return tuple(results)
@@ -248,8 +259,13 @@ def compare_policies(
         rows.append(policy_row(RANDOM_LABEL, parsed[baseline]))
         for name in policies:
             tests += versus_random(
-                name, parsed[name], parsed[baseline], paired=paired, confidence=confidence,
-                n_resamples=n_resamples, bootstrap_seed=bootstrap_seed,
+                name,
+                parsed[name],
+                parsed[baseline],
+                paired=paired,
+                confidence=confidence,
+                n_resamples=n_resamples,
+                bootstrap_seed=bootstrap_seed,
             )
     if ground_truth is not None:
         rows.append(real_best_row(ground_truth))

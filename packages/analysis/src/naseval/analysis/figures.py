@@ -57,19 +57,26 @@ def figure_style() -> Iterator[None]:
         yield
 
 
-def new_figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Figure, list[Axes]]:
+def new_figure(
+    width: float, height: float, rows: int = 1, cols: int = 1
+) -> tuple[Figure, list[Axes]]:
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, cols, squeeze=False)
     return figure, [ax for row in axes for ax in row]
 
 
-def save_figure(figure: Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "svg")) -> tuple[Path, ...]:
+def save_figure(
+    figure: Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "svg")
+) -> tuple[Path, ...]:
     """Write `path_stem`.png (at DPI) and/or .svg, deterministically; returns the paths."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": "naseval.analysis"},
-                "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
+    metadata = {
+        "png": {"Software": None},
+        "svg": {"Date": None, "Creator": "naseval.analysis"},
+        "pdf": {"CreationDate": None, "Producer": None, "Creator": None},
+    }
     paths = []
     with figure_style():
         for fmt in formats:
@@ -115,14 +122,22 @@ def _draw_curves(ax: Axes, runs: Sequence[SeedRun], label: str, color: str) -> b
         return False
     epochs = np.arange(1, matrix.shape[1] + 1)
     mean, low, high = _mean_and_band(matrix)
-    ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0,
-                    label=f"{label}: ±1 std over seeds")
-    ax.plot(epochs, mean, color=color, linewidth=1.6,
-            label=f"{label}: mean of {matrix.shape[0]} seeds")
+    ax.fill_between(
+        epochs, low, high, color=color, alpha=0.2, linewidth=0, label=f"{label}: ±1 std over seeds"
+    )
+    ax.plot(
+        epochs, mean, color=color, linewidth=1.6, label=f"{label}: mean of {matrix.shape[0]} seeds"
+    )
     best = _best_run(runs)
     if best is not None:
-        ax.plot(np.arange(1, len(best.valid_curve) + 1), best.valid_curve, color=color,
-                linewidth=1.0, linestyle="--", label=f"{label}: best seed ({best.seed})")
+        ax.plot(
+            np.arange(1, len(best.valid_curve) + 1),
+            best.valid_curve,
+            color=color,
+            linewidth=1.0,
+            linestyle="--",
+            label=f"{label}: best seed ({best.seed})",
+        )
     return True
 
 
@@ -137,8 +152,12 @@ def perplexity_curves_figure(study: ComparisonStudy, *, log_scale: bool = True) 
         raise AnalysisError("no policy besides random to draw curves for")
     random_runs = study.runs[study.random_key] if study.random_key else ()
     with figure_style():
-        figure, axes = new_figure(4.0 * min(len(policies), 3), 3.2 * -(-len(policies) // 3),
-                                  -(-len(policies) // 3), min(len(policies), 3))
+        figure, axes = new_figure(
+            4.0 * min(len(policies), 3),
+            3.2 * -(-len(policies) // 3),
+            -(-len(policies) // 3),
+            min(len(policies), 3),
+        )
         for ax, policy in zip(axes, policies):
             drawn = _draw_curves(ax, random_runs, "RANDOM", RANDOM_COLOR) if random_runs else False
             drawn = _draw_curves(ax, study.runs[policy], policy.upper(), POLICY_COLOR) or drawn
@@ -151,7 +170,7 @@ def perplexity_curves_figure(study: ComparisonStudy, *, log_scale: bool = True) 
             if log_scale:
                 _plain_log_axis(ax)
             ax.legend(loc="upper right")
-        for ax in axes[len(policies):]:
+        for ax in axes[len(policies) :]:
             ax.set_visible(False)
         figure.suptitle("Training from scratch: the architecture each policy found vs a random one")
     return figure
@@ -185,7 +204,9 @@ def _draw_rank_strip(ax: Axes, study: WSRankingStudy, ranking: SeedRanking, titl
     for a in range(n):
         color = colormap((true_pos[a] - 1) / max(n - 1, 1))
         ax.plot([true_pos[a], ws_pos[a]], [1.0, 0.0], color=color, linewidth=1.0, alpha=0.9)
-    ax.scatter(true_pos, np.ones(n), c=(true_pos - 1) / max(n - 1, 1), cmap=colormap, s=14, zorder=3)
+    ax.scatter(
+        true_pos, np.ones(n), c=(true_pos - 1) / max(n - 1, 1), cmap=colormap, s=14, zorder=3
+    )
     ax.scatter(ws_pos, np.zeros(n), c=(true_pos - 1) / max(n - 1, 1), cmap=colormap, s=14, zorder=3)
     ax.set_yticks([1.0, 0.0], ["ground truth", "weight sharing"])
     ax.set_ylim(-0.25, 1.25)
@@ -204,8 +225,11 @@ def rank_changes_figure(study: WSRankingStudy) -> Figure:
     Three strips: the best and worst WS seed by Kendall tau, and the seed closest to the mean.
     Lines are coloured by true rank, so crossing lines are rank changes.
     """
-    picks = (("Best run", study.best_seed), ("Worst run", study.worst_seed),
-             ("Average run", study.average_seed))
+    picks = (
+        ("Best run", study.best_seed),
+        ("Worst run", study.worst_seed),
+        ("Average run", study.average_seed),
+    )
     with figure_style():
         figure, axes = new_figure(8.0, 6.0, rows=3)
         for ax, (title, seed) in zip(axes, picks):
@@ -232,15 +256,31 @@ def sharing_figure(study: SharingStudy) -> Figure:
         x = np.arange(1, len(order) + 1)
         heights = [study.mean_rank[i] for i in order]
         errors = [study.std_rank[i] or 0.0 for i in order]
-        ax.bar(x, heights, yerr=errors if len(study.seeds) > 1 else None, capsize=2,
-               color=[color_of[study.shared_counts[i]] for i in order], edgecolor="black", linewidth=0.5)
-        ax.set_xticks(x, [" ".join(study.architectures[i].split()[n_fixed:]) for i in order],
-                      rotation=60, ha="right")
+        ax.bar(
+            x,
+            heights,
+            yerr=errors if len(study.seeds) > 1 else None,
+            capsize=2,
+            color=[color_of[study.shared_counts[i]] for i in order],
+            edgecolor="black",
+            linewidth=0.5,
+        )
+        ax.set_xticks(
+            x,
+            [" ".join(study.architectures[i].split()[n_fixed:]) for i in order],
+            rotation=60,
+            ha="right",
+        )
         ax.set_xlabel(f"searched node(s) after the fixed prefix {study.fixed}, best WS rank first")
         spread = " ± 1 std" if len(study.seeds) > 1 else ""
         ax.set_ylabel(f"mean WS rank{spread} over {len(study.seeds)} seed(s)\n(1 = best)")
-        ax.legend(handles=[Patch(color=color_of[c], label=f"depends on {c} of {matrices}") for c in counts],
-                  loc="upper left", title="weights shared with the fixed nodes")
+        ax.legend(
+            handles=[
+                Patch(color=color_of[c], label=f"depends on {c} of {matrices}") for c in counts
+            ],
+            loc="upper left",
+            title="weights shared with the fixed nodes",
+        )
         ax.set_title(
             f"WS ranking by amount of sharing: Spearman ρ(sharing, rank) = {study.spearman_rho:.2f} "
             f"(p = {study.spearman_p:.3f})"
@@ -251,22 +291,49 @@ def sharing_figure(study: SharingStudy) -> Figure:
 # -- Kendall tau over seeds --------------------------------------------------------------------
 
 
-def tau_distribution_figure(study: WSRankingStudy, *, reference: float | None = PAPER_MEAN_TAU) -> Figure:
+def tau_distribution_figure(
+    study: WSRankingStudy, *, reference: float | None = PAPER_MEAN_TAU
+) -> Figure:
     """Kendall tau of every WS seed, with the mean, its bootstrap interval and the paper's value."""
     taus = study.taus
     ci = study.tau_ci
     with figure_style():
         figure, (ax,) = new_figure(6.0, 3.2)
-        ax.hist(taus, bins=np.linspace(-1.0, 1.0, 41).tolist(), color=POLICY_COLOR, alpha=0.7,
-                edgecolor="black", linewidth=0.5, label=f"one WS seed ({len(taus)} in all)")
-        ax.axvspan(ci.low, ci.high, color=POLICY_COLOR, alpha=0.15,
-                   label=f"{ci.confidence:.0%} bootstrap CI of the mean")
-        ax.axvline(study.mean_tau, color=POLICY_COLOR, linewidth=1.6, label=f"mean τ = {study.mean_tau:.3f}")
+        ax.hist(
+            taus,
+            bins=np.linspace(-1.0, 1.0, 41).tolist(),
+            color=POLICY_COLOR,
+            alpha=0.7,
+            edgecolor="black",
+            linewidth=0.5,
+            label=f"one WS seed ({len(taus)} in all)",
+        )
+        ax.axvspan(
+            ci.low,
+            ci.high,
+            color=POLICY_COLOR,
+            alpha=0.15,
+            label=f"{ci.confidence:.0%} bootstrap CI of the mean",
+        )
+        ax.axvline(
+            study.mean_tau,
+            color=POLICY_COLOR,
+            linewidth=1.6,
+            label=f"mean τ = {study.mean_tau:.3f}",
+        )
         ax.axvline(0.0, color="black", linewidth=0.8, linestyle=":")
         handles: list[Any] = []
         if reference is not None:
             ax.axvline(reference, color="#d62728", linewidth=1.2, linestyle="--")
-            handles.append(Line2D([], [], color="#d62728", linestyle="--", label=f"paper: mean τ = {reference:.3f}"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="#d62728",
+                    linestyle="--",
+                    label=f"paper: mean τ = {reference:.3f}",
+                )
+            )
         ax.set_xlim(-1.0, 1.0)
         ax.set_xlabel("Kendall τ between the true and the weight-sharing ranking")
         ax.set_ylabel("WS seeds")

@@ -42,12 +42,16 @@ class GroundTruth:
 
     architectures: tuple[str, ...]  # canonical architecture texts, e.g. all 32 of Space(2)
     seeds: tuple[int, ...]  # training seeds, the columns of valid and test
-    valid: tuple[tuple[float, ...], ...]  # valid[a][s]: validation ppl of arch a, seed s (NaN: diverged)
+    valid: tuple[
+        tuple[float, ...], ...
+    ]  # valid[a][s]: validation ppl of arch a, seed s (NaN: diverged)
     test: tuple[tuple[float, ...], ...]  # test[a][s]: test ppl of arch a, seed s (NaN: diverged)
 
     def __post_init__(self) -> None:
-        archs = tuple(canonical_architecture(a, f"ground truth architecture {i}")
-                      for i, a in enumerate(self.architectures))
+        archs = tuple(
+            canonical_architecture(a, f"ground truth architecture {i}")
+            for i, a in enumerate(self.architectures)
+        )
         if not archs:
             raise AnalysisError("ground truth has no architectures")
         duplicates = sorted({a for a in archs if archs.count(a) > 1})
@@ -93,7 +97,9 @@ class GroundTruth:
         """
         runs: dict[str, dict[int, tuple[float, float]]] = {}
         for i, record in enumerate(records):
-            missing = [k for k in ("architecture", "seed", "valid_ppl", "test_ppl") if k not in record]
+            missing = [
+                k for k in ("architecture", "seed", "valid_ppl", "test_ppl") if k not in record
+            ]
             if missing:
                 raise AnalysisError(f"ground-truth record {i} lacks {', '.join(missing)}")
             arch = canonical_architecture(record["architecture"], f"ground-truth record {i}")
@@ -134,7 +140,9 @@ class GroundTruth:
 
     def scores_for(self, architectures: Sequence[str], metric: str = "valid") -> np.ndarray:
         """Scores aligned to `architectures`; raises naming any missing from the ground truth."""
-        wanted = [canonical_architecture(a, f"architecture {i}") for i, a in enumerate(architectures)]
+        wanted = [
+            canonical_architecture(a, f"architecture {i}") for i, a in enumerate(architectures)
+        ]
         index = {arch: i for i, arch in enumerate(self.architectures)}
         missing = [a for a in wanted if a not in index]
         if missing:

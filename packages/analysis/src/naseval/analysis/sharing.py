@@ -60,7 +60,9 @@ class SharingStudy:
     shared_counts: tuple[int, ...]  # sharing count per architecture
     seeds: tuple[int, ...]  # WS seeds
     ws_scores: tuple[tuple[float, ...], ...]  # ws_scores[s][a]: WS validation ppl
-    ws_ranks: tuple[tuple[float, ...], ...]  # ws_ranks[s][a]: rank in seed s (1 = best, ties averaged)
+    ws_ranks: tuple[
+        tuple[float, ...], ...
+    ]  # ws_ranks[s][a]: rank in seed s (1 = best, ties averaged)
     mean_rank: tuple[float, ...]  # per architecture, mean WS rank over seeds
     std_rank: tuple[float | None, ...]  # per architecture, sample std of the WS rank over seeds
     groups: tuple[CountGroup, ...]  # one per sharing count present, ascending
@@ -94,7 +96,9 @@ def _check_prefix(architectures: tuple[str, ...], fixed: Architecture) -> None:
             )
 
 
-def _groups(architectures: tuple[str, ...], counts: np.ndarray, mean_rank: np.ndarray) -> tuple[CountGroup, ...]:
+def _groups(
+    architectures: tuple[str, ...], counts: np.ndarray, mean_rank: np.ndarray
+) -> tuple[CountGroup, ...]:
     groups = []
     for count in sorted(set(counts.tolist())):
         members = np.flatnonzero(counts == count)

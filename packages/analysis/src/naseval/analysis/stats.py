@@ -169,7 +169,9 @@ def bootstrap_mean_difference_ci(
     return _percentile_interval(means_a - means_b, confidence)
 
 
-def paired_differences(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> np.ndarray:
+def paired_differences(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """a - b per pair, dropping pairs where either side is not finite."""
     array_a, array_b = as_vector(a, "a"), as_vector(b, "b")
     if array_a.size != array_b.size:

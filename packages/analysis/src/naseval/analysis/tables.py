@@ -76,7 +76,12 @@ class Table:
             lines.append(f"\\caption{{{latex_escape(caption)}}}")
         if label:
             lines.append(f"\\label{{{label}}}")
-        lines += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule", _latex_row(self.columns), "\\midrule"]
+        lines += [
+            f"\\begin{{tabular}}{{{spec}}}",
+            "\\toprule",
+            _latex_row(self.columns),
+            "\\midrule",
+        ]
         lines += [_latex_row(row) for row in self.rows]
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         return "\n".join(lines) + "\n"
@@ -95,9 +100,21 @@ def _markdown_row(cells: Sequence[str]) -> str:
 
 
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "Δ": r"$\Delta$", "τ": r"$\tau$", "ρ": r"$\rho$", "≥": r"$\geq$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "τ": r"$\tau$",
+    "ρ": r"$\rho$",
+    "≥": r"$\geq$",
 }
 
 
@@ -147,7 +164,8 @@ def comparison_table(study: ComparisonStudy, *, title: str | None = None, digits
     if study.note:
         notes.append(study.note)
     return Table(
-        title=title or "Perplexity of the architectures found, trained from scratch (lower is better)",
+        title=title
+        or "Perplexity of the architectures found, trained from scratch (lower is better)",
         columns=COMPARISON_COLUMNS,
         rows=tuple(comparison_row_cells(row, digits) for row in study.rows),
         notes=tuple(notes),
@@ -165,18 +183,35 @@ def versus_random_table(study: ComparisonStudy, *, digits: int = 2) -> Table:
     rows = []
     for c in study.versus_random:
         ci = c.difference_ci
-        rows.append((
-            c.policy.upper(), c.metric,
-            f"{c.mean_difference:+.{digits}f}", f"[{ci.low:+.{digits}f}, {ci.high:+.{digits}f}]",
-            _fmt(c.mann_whitney_u, 1), _p(c.mann_whitney_p),
-            _fmt(c.wilcoxon_statistic, 1), _p(c.wilcoxon_p),
-            f"{c.prob_policy_better:.2f}", f"{c.n_policy}/{c.n_random}",
-        ))
+        rows.append(
+            (
+                c.policy.upper(),
+                c.metric,
+                f"{c.mean_difference:+.{digits}f}",
+                f"[{ci.low:+.{digits}f}, {ci.high:+.{digits}f}]",
+                _fmt(c.mann_whitney_u, 1),
+                _p(c.mann_whitney_p),
+                _fmt(c.wilcoxon_statistic, 1),
+                _p(c.wilcoxon_p),
+                f"{c.prob_policy_better:.2f}",
+                f"{c.n_policy}/{c.n_random}",
+            )
+        )
     confidence = study.versus_random[0].difference_ci.confidence if study.versus_random else 0.95
     return Table(
         title="Each policy against a random architecture, over seeds",
-        columns=("POLICY", "METRIC", "Δ MEAN PPL", f"{confidence:.0%} CI", "MANN-WHITNEY U", "p",
-                 "WILCOXON W", "p (paired)", "P(POLICY BETTER)", "SEEDS (POLICY/RANDOM)"),
+        columns=(
+            "POLICY",
+            "METRIC",
+            "Δ MEAN PPL",
+            f"{confidence:.0%} CI",
+            "MANN-WHITNEY U",
+            "p",
+            "WILCOXON W",
+            "p (paired)",
+            "P(POLICY BETTER)",
+            "SEEDS (POLICY/RANDOM)",
+        ),
         rows=tuple(rows),
         notes=(
             "Δ MEAN PPL: mean(policy) - mean(random); negative means the policy found better "
@@ -192,16 +227,23 @@ def ground_truth_table(ground_truth: GroundTruth, *, digits: int = 2) -> Table:
     valid, test = ground_truth.summaries("valid"), ground_truth.summaries("test")
     order = sorted(range(len(ground_truth.architectures)), key=lambda i: valid[i].mean)
     rows = tuple(
-        (str(rank), ground_truth.architectures[i], format_mean_std(valid[i].mean, valid[i].std, digits),
-         format_mean_std(test[i].mean, test[i].std, digits), _seed_count(valid[i]))
+        (
+            str(rank),
+            ground_truth.architectures[i],
+            format_mean_std(valid[i].mean, valid[i].std, digits),
+            format_mean_std(test[i].mean, test[i].std, digits),
+            _seed_count(valid[i]),
+        )
         for rank, i in enumerate(order, start=1)
     )
     return Table(
         title="Ground truth: every architecture trained from scratch",
         columns=("RANK", "ARCHITECTURE", "VALID PPL", "TEST PPL", "SEEDS"),
         rows=rows,
-        notes=(f"{SPREAD_NOTE}. The ground-truth score of an architecture is its mean "
-               "validation perplexity over training seeds.",),
+        notes=(
+            f"{SPREAD_NOTE}. The ground-truth score of an architecture is its mean "
+            "validation perplexity over training seeds.",
+        ),
         align="rlrrr",
     )
 
@@ -209,22 +251,37 @@ def ground_truth_table(ground_truth: GroundTruth, *, digits: int = 2) -> Table:
 def ws_ranking_table(study: WSRankingStudy, *, digits: int = 3) -> Table:
     """Per WS seed: tau, rho, top-k overlap, true rank of the WS top-1; then the mean row."""
     rows = [
-        (str(r.seed), _fmt(r.kendall_tau, digits), _fmt(r.spearman_rho, digits),
-         f"{r.top_k_overlap:.2f}", str(r.true_rank_of_ws_top1), f"{r.mean_rank_change:.2f}")
+        (
+            str(r.seed),
+            _fmt(r.kendall_tau, digits),
+            _fmt(r.spearman_rho, digits),
+            f"{r.top_k_overlap:.2f}",
+            str(r.true_rank_of_ws_top1),
+            f"{r.mean_rank_change:.2f}",
+        )
         for r in study.seeds
     ]
-    rows.append((
-        "MEAN", format_mean_std(study.mean_tau, study.std_tau, digits),
-        format_mean_std(study.mean_rho, study.std_rho, digits),
-        f"{sum(r.top_k_overlap for r in study.seeds) / len(study.seeds):.2f}",
-        f"{sum(r.true_rank_of_ws_top1 for r in study.seeds) / len(study.seeds):.1f}",
-        f"{sum(r.mean_rank_change for r in study.seeds) / len(study.seeds):.2f}",
-    ))
+    rows.append(
+        (
+            "MEAN",
+            format_mean_std(study.mean_tau, study.std_tau, digits),
+            format_mean_std(study.mean_rho, study.std_rho, digits),
+            f"{sum(r.top_k_overlap for r in study.seeds) / len(study.seeds):.2f}",
+            f"{sum(r.true_rank_of_ws_top1 for r in study.seeds) / len(study.seeds):.1f}",
+            f"{sum(r.mean_rank_change for r in study.seeds) / len(study.seeds):.2f}",
+        )
+    )
     ci = study.tau_ci
     return Table(
         title=f"Weight-sharing ranking against the ground truth ({len(study.architectures)} architectures)",
-        columns=("WS SEED", "KENDALL τ", "SPEARMAN ρ", f"TOP-{study.k} OVERLAP",
-                 "TRUE RANK OF WS TOP-1", "MEAN |RANK CHANGE|"),
+        columns=(
+            "WS SEED",
+            "KENDALL τ",
+            "SPEARMAN ρ",
+            f"TOP-{study.k} OVERLAP",
+            "TRUE RANK OF WS TOP-1",
+            "MEAN |RANK CHANGE|",
+        ),
         rows=tuple(rows),
         notes=(
             f"Mean Kendall τ {study.mean_tau:.{digits}f}, {ci.confidence:.0%} bootstrap CI "
@@ -239,15 +296,23 @@ def sharing_table(study: SharingStudy, *, digits: int = 2) -> Table:
     """Mean WS rank of the architectures grouped by how many fixed matrices they share."""
     fixed_nodes = len(study.fixed.split())
     rows = tuple(
-        (str(g.count), str(len(g.architectures)), format_mean_std(g.mean_rank, g.std_rank, digits),
-         ", ".join(_searched_part(a, fixed_nodes) for a in g.architectures))
+        (
+            str(g.count),
+            str(len(g.architectures)),
+            format_mean_std(g.mean_rank, g.std_rank, digits),
+            ", ".join(_searched_part(a, fixed_nodes) for a in g.architectures),
+        )
         for g in study.groups
     )
     matrices = ", ".join(f"W{j}" for j in range(1, fixed_nodes + 1))
     return Table(
         title=f"WS rank by amount of sharing (fixed prefix {study.fixed})",
-        columns=("SHARED FIXED MATRICES", "ARCHITECTURES", "MEAN WS RANK",
-                 "SEARCHED NODES (BEST FIRST)"),
+        columns=(
+            "SHARED FIXED MATRICES",
+            "ARCHITECTURES",
+            "MEAN WS RANK",
+            "SEARCHED NODES (BEST FIRST)",
+        ),
         rows=rows,
         align="rrrl",
         notes=(

@@ -71,7 +71,9 @@ class WSRankingStudy:
         for ranking in self.seeds:
             if ranking.seed == seed:
                 return ranking
-        raise AnalysisError(f"no WS seed {seed} in this study (seeds: {[r.seed for r in self.seeds]})")
+        raise AnalysisError(
+            f"no WS seed {seed} in this study (seeds: {[r.seed for r in self.seeds]})"
+        )
 
     @property
     def taus(self) -> np.ndarray:
@@ -180,7 +182,10 @@ def ws_ranking_study(
         mean_tau=float(taus.mean()),
         std_tau=sample_std(taus),
         tau_ci=bootstrap_mean_ci(
-            taus, confidence=confidence, n_resamples=n_resamples, seed=bootstrap_seed,
+            taus,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            seed=bootstrap_seed,
             name="Kendall tau over seeds",
         ),
         mean_rho=float(rhos.mean()),
@@ -191,11 +196,15 @@ def ws_ranking_study(
     )
 
 
-def _true_scores(ground_truth: GroundTruth | Mapping[str, float], architectures: Sequence[str]) -> np.ndarray:
+def _true_scores(
+    ground_truth: GroundTruth | Mapping[str, float], architectures: Sequence[str]
+) -> np.ndarray:
     if isinstance(ground_truth, GroundTruth):
         return ground_truth.scores_for(architectures)
     if not isinstance(ground_truth, Mapping) or not ground_truth:
-        raise AnalysisError("ground_truth must be a GroundTruth or a non-empty {architecture: score} map")
+        raise AnalysisError(
+            "ground_truth must be a GroundTruth or a non-empty {architecture: score} map"
+        )
     truth = {canonical_architecture(a, "ground truth"): v for a, v in ground_truth.items()}
     missing = [a for a in architectures if a not in truth]
     if missing:
