@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import matplotlib
+import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -51,9 +52,9 @@ SHARING_COLORS = ("#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b")
 
 @contextmanager
 def figure_style() -> Iterator[None]:
-    """The fixed style, scoped: rcParams are restored afterwards."""
+    """matplotlib's defaults plus STYLE, scoped: the user's rcParams neither leak in nor change."""
     # matplotlib types rc keys as a Literal union; STYLE's keys are valid rc names.
-    with matplotlib.rc_context(cast(Any, STYLE)):
+    with matplotlib.style.context(["default", cast(Any, STYLE)]):
         yield
 
 
