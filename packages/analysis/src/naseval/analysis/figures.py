@@ -142,11 +142,54 @@ def _draw_curves(ax: Axes, runs: Sequence[SeedRun], label: str, color: str) -> b
     return True
 
 
-def perplexity_curves_figure(study: ComparisonStudy, *, log_scale: bool = True) -> Figure:
+ZOOM_FACTOR = 2.5
+"""With zoom, the y axis ends at ZOOM_FACTOR x the lowest perplexity in the panel."""
+
+
+def _zoom_limits(run_sets: Sequence[Sequence[SeedRun]]) -> tuple[float, float] | None:
+    values = np.concatenate([curve_matrix(runs).ravel() for runs in run_sets])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    lowest = float(values.min())
+    return 0.97 * lowest, min(float(values.max()) * 1.03, ZOOM_FACTOR * lowest)
+
+
+def _curves_panel(
+    ax: Axes,
+    policy: str,
+    runs: Sequence[SeedRun],
+    random_runs: Sequence[SeedRun],
+    log_scale: bool,
+    zoom: bool,
+) -> None:
+    drawn = _draw_curves(ax, random_runs, "RANDOM", RANDOM_COLOR) if random_runs else False
+    drawn = _draw_curves(ax, runs, policy.upper(), POLICY_COLOR) or drawn
+    if not drawn:
+        raise AnalysisError(f"neither {policy!r} nor random has a validation curve to draw")
+    ax.set_title(f"{policy.upper()} vs random architecture")
+    ax.set_xlabel("training epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("validation perplexity")
+    if log_scale:
+        ax.set_yscale("log")  # before the limits: setting the scale autoscales again
+    limits = _zoom_limits([random_runs, runs]) if zoom else None
+    if limits is not None:
+        ax.set_ylim(*limits)
+    if log_scale:
+        _plain_log_labels(ax)
+    ax.legend(loc="best")
+
+
+def perplexity_curves_figure(
+    study: ComparisonStudy, *, log_scale: bool = True, zoom: bool = True
+) -> Figure:
     """Figure 3: validation perplexity per epoch, each policy against the random architecture.
 
     One panel per policy: its mean over seeds with a ±1 std band and its best seed (lowest final
-    validation ppl), over the same for random.
+    validation ppl), over the same for random. `zoom` ends the y axis at ZOOM_FACTOR x the
+    lowest perplexity, so the late epochs, where architectures differ, are readable (the first
+    epochs, in the hundreds, are cut off); `zoom=False` shows every epoch.
     """
     policies = [name for name in study.runs if name != study.random_key]
     if not policies:
@@ -160,34 +203,27 @@ def perplexity_curves_figure(study: ComparisonStudy, *, log_scale: bool = True) 
             min(len(policies), 3),
         )
         for ax, policy in zip(axes, policies):
-            drawn = _draw_curves(ax, random_runs, "RANDOM", RANDOM_COLOR) if random_runs else False
-            drawn = _draw_curves(ax, study.runs[policy], policy.upper(), POLICY_COLOR) or drawn
-            if not drawn:
-                raise AnalysisError(f"neither {policy!r} nor random has a validation curve to draw")
-            ax.set_title(f"{policy.upper()} vs random architecture")
-            ax.set_xlabel("training epoch")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel("validation perplexity")
-            if log_scale:
-                _plain_log_axis(ax)
-            ax.legend(loc="upper right")
+            _curves_panel(ax, policy, study.runs[policy], random_runs, log_scale, zoom)
         for ax in axes[len(policies) :]:
             ax.set_visible(False)
         figure.suptitle("Training from scratch: the architecture each policy found vs a random one")
     return figure
 
 
-def _plain_log_axis(ax: Axes) -> None:
-    """Log-scaled y with plain numbers (62, 100, 300) instead of powers of ten."""
-    ax.set_yscale("log")
+def _plain_log_labels(ax: Axes) -> None:
+    """Plain numbers (62, 100, 300) on a log y axis instead of powers of ten."""
+    low, high = ax.get_ylim()
+    within_a_decade = high / low < 10.0
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+    ax.yaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _position: _minor_log_label(value, within_a_decade))
+    )
 
 
-def _minor_log_label(value: float, _position: int | None) -> str:
-    # Label only the 2s, 3s and 5s of each decade: enough to read values, few enough to fit.
+def _minor_log_label(value: float, label_all: bool) -> str:
+    # Over more than a decade, label only the 2s, 3s and 5s: enough to read values, and they fit.
     text = f"{value:g}"
-    return text if text.lstrip("0.")[:1] in ("2", "3", "5") else ""
+    return text if label_all or text.lstrip("0.")[:1] in ("2", "3", "5") else ""
 
 
 # -- Figure 4: rank changes --------------------------------------------------------------------
