@@ -1,0 +1,335 @@
+"""The DARTS recurrent-cell language model (quark0/darts rnn/model.py), for any Architecture.
+
+Per timestep, with variational masks mx, mh fixed over a BPTT segment:
+
+    [c0, h0] = [x*mx, h*mh] W0            s0 = h + sigmoid(c0) * (tanh(h0) - h)
+    [c, h']  = (s_p*mh) Wj                sj = s_p + sigmoid(c) * (f_j(h') - s_p)
+    h_next = mean(s1..sn)                 (also the cell output)
+
+Only the h -> h path is sequential, so this implementation
+  * computes the x part of W0 for all T timesteps in one matmul before the loop,
+  * runs the loop without autograd, with one matmul per *distinct predecessor* (nodes reading the
+    same state share it: DARTS_V2 needs 5 instead of 8), and
+  * backpropagates through it by hand (`_CellRecurrence`), keeping only the state gradients
+    sequential; each weight gradient is then one (H, T*B) x (T*B, 2H*k) matmul over all timesteps.
+`naseval.trainer.reference.ReferenceLM` is the per-timestep autograd version it is tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from naseval.space import Architecture
+
+DARTS_V2 = Architecture.parse("sigmoid:0 relu:1 relu:1 identity:1 tanh:2 sigmoid:5 tanh:3 relu:5")
+"""The cell DARTS found (second order), `genotypes.DARTS_V2` in quark0/darts rnn."""
+
+CELL_INIT_RANGE = 0.04  # W0 and Wj ~ U(-0.04, 0.04), DARTS rnn/model.py INITRANGE
+EMBEDDING_INIT_RANGE = 0.1  # tied embedding/decoder ~ U(-0.1, 0.1), DARTS RNNModel.init_weights
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda a: a,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+}
+
+
+@dataclass(frozen=True)
+class Dropouts:
+    """Dropout probabilities of the DARTS LM (names as in DARTS rnn/train.py)."""
+
+    dropout: float = 0.0  # locked dropout on the cell output, before the decoder
+    dropouth: float = 0.0  # variational mask mh on h and on every node's input
+    dropoutx: float = 0.0  # variational mask mx on the cell input x
+    dropouti: float = 0.0  # locked dropout on the embedding output
+    dropoute: float = 0.0  # whole embedding rows (words) dropped
+
+
+@dataclass(frozen=True)
+class Masks:
+    """The dropout masks of one BPTT segment, each already scaled by 1/(1-p); None when off."""
+
+    embedding: torch.Tensor | None  # (V, 1) word rows kept (dropoute)
+    input: torch.Tensor | None  # (B, H) locked mask on the embedding output (dropouti)
+    x: torch.Tensor | None  # (B, H) mx (dropoutx)
+    h: torch.Tensor | None  # (B, H) mh (dropouth)
+    output: torch.Tensor | None  # (B, H) locked mask on the cell output (dropout)
+
+
+def _keep_mask(shape: tuple[int, int], p: float, generator: torch.Generator | None,
+               like: torch.Tensor) -> torch.Tensor | None:
+    if p <= 0.0:
+        return None
+    mask = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return mask.bernoulli_(1.0 - p, generator=generator) / (1.0 - p)
+
+
+def sample_masks(dropouts: Dropouts, vocab_size: int, nhid: int, batch: int,
+                 generator: torch.Generator | None, like: torch.Tensor) -> Masks:
+    """Draw one segment's masks (in this fixed order: embedding, input, x, h, output)."""
+    return Masks(
+        embedding=_keep_mask((vocab_size, 1), dropouts.dropoute, generator, like),
+        input=_keep_mask((batch, nhid), dropouts.dropouti, generator, like),
+        x=_keep_mask((batch, nhid), dropouts.dropoutx, generator, like),
+        h=_keep_mask((batch, nhid), dropouts.dropouth, generator, like),
+        output=_keep_mask((batch, nhid), dropouts.dropout, generator, like),
+    )
+
+
+def _mul(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+class LMOutput(NamedTuple):
+    logits: torch.Tensor  # (T, B, V) decoder outputs before log-softmax
+    hidden: torch.Tensor  # (B, H) state after the last timestep, to carry to the next segment
+    states: torch.Tensor  # (T, B, H) cell outputs before output dropout (TAR uses these)
+    dropped: torch.Tensor  # (T, B, H) cell outputs after output dropout (AR uses these)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The architecture as the recurrence needs it: ops, preds, children, derivative terms."""
+
+    ops: tuple[str, ...]  # op of node j at index j-1
+    preds: tuple[int, ...]  # pred of node j at index j-1
+    children: tuple[tuple[int, ...], ...]  # children[p] = nodes j (1-based) reading state p
+    # f'(a) = one + g * (lin + sq * g) + step * (g > 0) with g = f(a), per state 0..n (s0's
+    # candidate is tanh): tanh 1 - g^2, sigmoid g - g^2, relu [g > 0], identity 1. Exact in
+    # floating point, and one vectorised pass over all nodes instead of one branch per node.
+    f_grad_terms: tuple[tuple[float, ...], ...]  # (one, lin, sq, step), each of length n + 1
+
+    @classmethod
+    def of(cls, arch: Architecture) -> _Plan:
+        n = arch.n_nodes
+        children = tuple(tuple(j for j in range(1, n + 1) if arch.nodes[j - 1].pred == p)
+                         for p in range(n + 1))
+        ops = ("tanh", *(node.op for node in arch.nodes))
+        terms = {"tanh": (1.0, 0.0, -1.0, 0.0), "sigmoid": (0.0, 1.0, -1.0, 0.0),
+                 "relu": (0.0, 0.0, 0.0, 1.0), "identity": (1.0, 0.0, 0.0, 0.0)}
+        f_grad_terms = tuple(zip(*(terms[op] for op in ops)))
+        return cls(ops[1:], tuple(node.pred for node in arch.nodes), children, f_grad_terms)
+
+
+def _activate(op: str, a: torch.Tensor, out: torch.Tensor) -> None:
+    if op == "sigmoid":
+        torch.sigmoid(a, out=out)
+    elif op == "tanh":
+        torch.tanh(a, out=out)
+    elif op == "relu":
+        torch.clamp_min(a, 0.0, out=out)
+    else:
+        out.copy_(a)
+
+
+def _recurrence_forward(
+    xp: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor, mask_h: torch.Tensor | None,
+    w_groups: list[torch.Tensor | None], plan: _Plan,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the cell over T steps; returns outputs (T,B,H) and states, gates, candidates.
+
+    xp: (T, B, 2H) x-part of the s0 pre-activation. w_groups[p]: (H, 2H*k) the matrices of the
+    k children of state p side by side (None for a state nobody reads).
+    states, gates, cands: (T, n+1, B, H) s_j, sigmoid(c_j), f_j(h'_j) for j = 0..n.
+    """
+    steps, batch, two_h = xp.shape
+    hid = two_h // 2
+    n = len(plan.ops)
+    states = xp.new_empty(steps, n + 1, batch, hid)
+    gates = xp.new_empty(steps, n + 1, batch, hid)
+    cands = xp.new_empty(steps, n + 1, batch, hid)
+    out = xp.new_empty(steps, batch, hid)
+    pre: list[torch.Tensor | None] = [None] * (n + 1)  # pre-activation (B, 2H) of node j
+    for t in range(steps):
+        s_t, g_t, f_t = states[t], gates[t], cands[t]
+        a0 = torch.addmm(xp[t], _mul(h, mask_h), w_h)  # (B, 2H)
+        torch.sigmoid(a0[:, :hid], out=g_t[0])
+        torch.tanh(a0[:, hid:], out=f_t[0])
+        torch.lerp(h, f_t[0], g_t[0], out=s_t[0])  # h + c0 * (f0 - h)
+        for j in range(n + 1):
+            if j > 0:
+                a = pre[j]
+                assert a is not None
+                torch.sigmoid(a[:, :hid], out=g_t[j])
+                _activate(plan.ops[j - 1], a[:, hid:], out=f_t[j])
+                torch.lerp(s_t[plan.preds[j - 1]], f_t[j], g_t[j], out=s_t[j])
+            w = w_groups[j]
+            if w is not None:  # state j is ready: pre-activate all its children at once
+                grouped = _mul(s_t[j], mask_h) @ w  # (B, 2H*k)
+                for i, child in enumerate(plan.children[j]):
+                    pre[child] = grouped[:, i * two_h : (i + 1) * two_h]
+        torch.mean(s_t[1:], dim=0, out=out[t])
+        h = out[t]
+    return out, states, gates, cands
+
+
+class _CellRecurrence(torch.autograd.Function):
+    """The sequential part of the cell with a hand-written, timestep-batched backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, xp: torch.Tensor, h0: torch.Tensor, w_h: torch.Tensor,
+        mask_h: torch.Tensor | None, plan: _Plan, *ws: torch.Tensor,
+    ) -> torch.Tensor:
+        w_groups = _group_weights(ws, plan)
+        out, states, gates, cands = _recurrence_forward(xp, h0, w_h, mask_h, w_groups, plan)
+        ctx.plan = plan
+        ctx.save_for_backward(h0, w_h, mask_h, out, states, gates, cands, *ws)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        plan: _Plan = ctx.plan
+        h0, w_h, mask_h, out, states, gates, cands, *ws = ctx.saved_tensors
+        w_groups = _group_weights(ws, plan)
+        steps, batch, hid = out.shape
+        n, two_h = len(plan.ops), 2 * hid
+        grad_out = grad_out.contiguous()
+        pred_index = torch.tensor(plan.preds, device=out.device)
+        one, lin, sq, step = (torch.tensor(v, dtype=out.dtype, device=out.device)[:, None, None]
+                              for v in plan.f_grad_terms)  # each (n+1, 1, 1)
+
+        d_pre0 = out.new_empty(steps, batch, 2, hid)  # grad of [c0, h0] pre-activation = grad xp
+        d_groups = [out.new_empty(steps, batch, len(c), 2, hid) if c else None
+                    for c in plan.children]
+        slot = {j: (p, plan.children[p].index(j)) for j, p in enumerate(plan.preds, start=1)}
+        d_states = out.new_empty(n + 1, batch, hid)
+        inputs = out.new_empty(n + 1, batch, hid)  # the state node j interpolates from
+        keep = out.new_empty(n + 1, batch, hid)
+        f_grad = out.new_empty(n + 1, batch, hid)
+        local = out.new_empty(n + 1, batch, 2, hid)
+        carry = torch.zeros_like(h0)  # dL/dh flowing from t+1 into h_t
+        for t in range(steps - 1, -1, -1):
+            # s_j = lerp(in_j, g_j, c_j), so  d in_j += ds_j * (1 - c_j)  and
+            # d[pre_c, pre_h'] = ds_j * [(g_j - in_j) c_j (1 - c_j), c_j f'(pre_h')]:
+            # the factors after ds_j are computed here for all nodes of step t at once.
+            g_t, c_t = cands[t], gates[t]
+            inputs[0] = out[t - 1] if t > 0 else h0
+            torch.index_select(states[t], 0, pred_index, out=inputs[1:])
+            torch.neg(c_t, out=keep).add_(1.0)
+            torch.sub(g_t, inputs, out=local[:, :, 0]).mul_(c_t).mul_(keep)
+            torch.mul(g_t, sq, out=f_grad).add_(lin).mul_(g_t).add_(one)
+            f_grad.addcmul_((g_t > 0).to(g_t.dtype), step)
+            torch.mul(c_t, f_grad, out=local[:, :, 1])
+
+            torch.div(grad_out[t] + carry, n, out=d_states[1])
+            d_states[2:] = d_states[1]
+            d_states[0].zero_()
+            for j in range(n, -1, -1):
+                d_j = d_states[j]
+                d_group, w = d_groups[j], w_groups[j]
+                if d_group is not None and w is not None:  # all children of j are done
+                    kids = d_group[t].view(batch, -1)  # (B, 2H*k)
+                    if mask_h is None:
+                        d_j.addmm_(kids, w.t())
+                    else:
+                        d_j.addcmul_(kids @ w.t(), mask_h)
+                if j == 0:
+                    break
+                p, i = slot[j]
+                torch.mul(d_j[:, None], local[j], out=d_groups[p][t, :, i])  # type: ignore[index]
+                d_states[p].addcmul_(d_j, keep[j])
+            d0 = d_states[0]
+            torch.mul(d0[:, None], local[0], out=d_pre0[t])
+            carry = d0 * keep[0]
+            back = d_pre0[t].view(batch, two_h) @ w_h.t()
+            if mask_h is None:
+                carry += back
+            else:
+                carry.addcmul_(back, mask_h)
+        d_pre0 = d_pre0.view(steps, batch, two_h)
+
+        # Weight gradients: one matmul over all T*B rows per matrix group.
+        h_prevs = torch.cat([h0[None], out[:-1]])  # (T, B, H)
+        d_w_h = _mul(h_prevs, mask_h).reshape(-1, hid).t() @ d_pre0.reshape(-1, two_h)
+        d_ws: list[torch.Tensor | None] = [None] * n
+        for p, kids in enumerate(plan.children):
+            d_group = d_groups[p]
+            if d_group is None:
+                continue
+            rows = _mul(states[:, p], mask_h).reshape(-1, hid)  # (T*B, H)
+            d_w = rows.t() @ d_group.reshape(-1, two_h * len(kids))  # (H, 2H*k)
+            for i, child in enumerate(kids):
+                d_ws[child - 1] = d_w[:, i * two_h : (i + 1) * two_h]
+        return (d_pre0, carry, d_w_h, None, None, *d_ws)
+
+
+def _group_weights(ws: Sequence[torch.Tensor], plan: _Plan) -> list[torch.Tensor | None]:
+    return [torch.cat([ws[j - 1] for j in kids], dim=1) if kids else None
+            for kids in plan.children]
+
+
+class DartsLM(nn.Module):
+    """Embedding -> DARTS cell -> tied decoder, with the AWD-LSTM dropouts of DARTS."""
+
+    def __init__(self, arch: Architecture, vocab_size: int, nhid: int,
+                 dropouts: Dropouts = Dropouts(), generator: torch.Generator | None = None):
+        super().__init__()
+        if vocab_size < 1 or nhid < 1:
+            raise ValueError(f"vocab_size and nhid must be >= 1, got {vocab_size}, {nhid}")
+        self.arch, self.vocab_size, self.nhid, self.dropouts = arch, vocab_size, nhid, dropouts
+        self.plan = _Plan.of(arch)
+
+        def uniform(*shape: int, bound: float) -> nn.Parameter:
+            return nn.Parameter(torch.empty(shape).uniform_(-bound, bound, generator=generator))
+
+        self.embedding = uniform(vocab_size, nhid, bound=EMBEDDING_INIT_RANGE)  # (V, H), tied
+        self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))  # (V,)
+        self.w0 = uniform(2 * nhid, 2 * nhid, bound=CELL_INIT_RANGE)  # rows: [x part; h part]
+        self.ws = nn.ParameterList(
+            [uniform(nhid, 2 * nhid, bound=CELL_INIT_RANGE) for _ in arch.nodes]
+        )
+
+    def init_hidden(self, batch: int) -> torch.Tensor:
+        return self.embedding.new_zeros(batch, self.nhid)  # (B, H)
+
+    def sample_masks(self, batch: int, generator: torch.Generator | None = None) -> Masks:
+        return sample_masks(self.dropouts, self.vocab_size, self.nhid, batch, generator,
+                            self.embedding)
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor,
+                masks: Masks | None = None) -> LMOutput:
+        """tokens (T, B) int64, hidden (B, H); masks None means no dropout (evaluation)."""
+        hid = self.nhid
+        embedding = _mul(self.embedding, masks.embedding if masks else None)
+        x = F.embedding(tokens, embedding)  # (T, B, H)
+        if masks is not None:
+            x = _mul(_mul(x, masks.input), masks.x)
+        xp = x @ self.w0[:hid]  # (T, B, 2H): the x part of [c0, h0] for every timestep at once
+        states = _CellRecurrence.apply(
+            xp, hidden, self.w0[hid:], masks.h if masks else None, self.plan, *self.ws
+        )  # (T, B, H)
+        dropped = _mul(states, masks.output if masks else None)
+        logits = F.linear(dropped, self.embedding, self.decoder_bias)  # (T, B, V)
+        return LMOutput(logits, states[-1], states, dropped)
+
+
+def lm_loss(output: LMOutput, targets: torch.Tensor, alpha: float = 0.0,
+            beta: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training loss with AR and TAR, mean cross-entropy) as DARTS rnn/train.py computes them."""
+    logits = output.logits
+    cross_entropy = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    loss = cross_entropy
+    if alpha > 0:
+        loss = loss + alpha * output.dropped.pow(2).mean()
+    if beta > 0:
+        loss = loss + beta * (output.states[1:] - output.states[:-1]).pow(2).mean()
+    return loss, cross_entropy
+
+
+def build_model(arch: Architecture, vocab_size: int, nhid: int, dropouts: Dropouts = Dropouts(),
+                seed: int | None = None) -> DartsLM:
+    """A DartsLM with weights drawn from `seed` (the global torch RNG when None)."""
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return DartsLM(arch, vocab_size, nhid, dropouts, generator)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
