@@ -52,6 +52,7 @@ from naseval.analysis.tables import (
     Table,
     comparison_table,
     ground_truth_table,
+    save_table,
     sharing_table,
     versus_random_table,
     ws_ranking_table,
@@ -66,6 +67,7 @@ from naseval.analysis.ws_ranking import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "save_table",
     "tau_distribution_figure",
     "sharing_figure",
     "save_figure",

@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from naseval.analysis._serial import from_jsonable, to_jsonable
@@ -93,6 +94,26 @@ class Table:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Table:
         return from_jsonable(cls, data)
+
+
+TABLE_FORMATS = {"md": Table.to_markdown, "csv": Table.to_csv, "tex": Table.to_latex}
+
+
+def save_table(
+    table: Table, path_stem: str | Path, formats: Sequence[str] = ("md", "csv", "tex")
+) -> tuple[Path, ...]:
+    """Write `path_stem`.md, .csv and/or .tex; returns the paths."""
+    stem = Path(path_stem)
+    unknown = [f for f in formats if f not in TABLE_FORMATS]
+    if unknown:
+        raise AnalysisError(f"table format(s) {unknown} not in {tuple(TABLE_FORMATS)}")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        path.write_text(TABLE_FORMATS[fmt](table), encoding="utf-8")
+        paths.append(path)
+    return tuple(paths)
 
 
 def _markdown_row(cells: Sequence[str]) -> str:
