@@ -23,6 +23,9 @@ from naseval.cli.plan import JobOutcome, JobSpec, Plan
 from naseval.cli.settings import stable_hash
 from naseval.cli.tracking import Tracker
 
+INVOCATION_ARTIFACT = "invocation.json"  # on the parent run: the command and what identifies it
+JOBS_ARTIFACT = "jobs.json"  # on the parent run: every job's spec, status and run id
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -90,6 +93,13 @@ class Driver:
         )
         if resumed:
             self.console.info(f"continuing run {parent_run_id} of an earlier, unfinished invocation")
+        else:
+            self.tracker.client.log_text(
+                parent_run_id,
+                json.dumps({"command": invocation.command, "identity": invocation.identity},
+                           indent=2, default=str),
+                INVOCATION_ARTIFACT,
+            )
         runtime = JobRuntime(
             tracking_uri=self.tracker.uri,
             experiment_id=experiment_id,
@@ -119,7 +129,9 @@ class Driver:
         missing.extend(
             f"{o.spec.name}: {o.error}" for o in outcomes.values() if not o.ok
         )
-        report = self._report(analyse, outcomes, parent_run_id, out)
+        self.tracker.client.log_text(parent_run_id, json.dumps(jobs_record(outcomes), indent=2),
+                                     JOBS_ARTIFACT)
+        report = self._report(analyse, outcomes, parent_run_id, out, invocation, missing)
         self.tracker.finish(parent_run_id, ok=not missing)
         return RunSummary(experiment_id, parent_run_id, outcomes, missing, report)
 
@@ -162,7 +174,8 @@ class Driver:
             outcomes[outcome.spec.job_id] = outcome
 
     def _report(
-        self, analyse: Analyse, outcomes: Mapping[str, JobOutcome], parent_run_id: str, out: Path | None
+        self, analyse: Analyse, outcomes: Mapping[str, JobOutcome], parent_run_id: str,
+        out: Path | None, invocation: Invocation, missing: list[str],
     ) -> Report | None:
         with tempfile.TemporaryDirectory(prefix="naseval-report-") as scratch:
             scratch_dir = Path(scratch)
@@ -171,6 +184,7 @@ class Driver:
             except Exception as error:
                 self.console.warn(f"analysis failed: {type(error).__name__}: {error}")
                 return None
+            report.files.setdefault("report.md", markdown_report(invocation.run_name, report, missing))
             client = self.tracker.client
             client.log_text(parent_run_id, json.dumps(report.results, indent=2, default=str), "results.json")
             for name, text in report.files.items():
@@ -190,3 +204,21 @@ class Driver:
             report.figures = {name: (out / "figures" / name) if out else Path(name)
                               for name in report.figures}
             return report
+
+
+def jobs_record(outcomes: Mapping[str, JobOutcome]) -> list[dict[str, Any]]:
+    """What `nas report` needs to find every job's result again."""
+    return [
+        {"job_id": job_id, "status": o.status, "run_id": o.run_id, "error": o.error,
+         "spec": o.spec.to_dict()}
+        for job_id, o in outcomes.items()
+    ]
+
+
+def markdown_report(title: str, report: Report, missing: list[str]) -> str:
+    lines = [f"# {title}", "", report.text or "(no results)"]
+    if missing:
+        lines += ["", "## Missing", ""] + [f"- {line}" for line in missing]
+    if report.figures:
+        lines += ["", "## Figures", ""] + [f"![{name}](figures/{name})" for name in report.figures]
+    return "\n".join(lines) + "\n"

@@ -104,6 +104,7 @@ def execute_job(
     spec: JobSpec, run_id: str, resumed: bool, runtime: JobRuntime, sink: ProgressSink
 ) -> JobOutcome:
     """Run one job in its child run; any exception becomes a FAILED outcome with its reason."""
+    quiet_mlflow()
     client = MlflowClient(tracking_uri=runtime.tracking_uri)
     checkpoint_dir = checkpoint_dir_for(runtime, spec)
     if runtime.fresh and not resumed and checkpoint_dir.exists():
@@ -133,6 +134,12 @@ def execute_job(
     finally:
         if monitor is not None:
             monitor.finish()
+
+
+def quiet_mlflow() -> None:
+    """MLflow's INFO lines (system metrics started/stopped, ...) would drown the progress."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _log_job_params(client: MlflowClient, run_id: str, spec: JobSpec, runtime: JobRuntime) -> None:

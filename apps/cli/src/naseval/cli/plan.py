@@ -100,6 +100,8 @@ class Stage:
     name: str  # shown in the progress display and the summary, e.g. "search"
     expected_jobs: int  # how many jobs it will have (for the estimate printed up front)
     build: StageBuilder  # its jobs, from the outcomes of the earlier stages
+    prototype: JobSpec | None = None  # a job like its jobs, for cost estimates before it is built
+    known_jobs: tuple[JobSpec, ...] = ()  # its jobs, when they are known before anything runs
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,19 @@ class Plan:
 
 def fixed_stage(name: str, jobs: list[JobSpec]) -> Stage:
     """A stage whose jobs are known now."""
-    return Stage(name=name, expected_jobs=len(jobs), build=lambda _results: list(jobs))
+    return Stage(name=name, expected_jobs=len(jobs), build=lambda _results: list(jobs),
+                 known_jobs=tuple(jobs))
+
+
+def cost_items(plan: Plan) -> list[tuple[JobSpec, int]]:
+    """(representative job, count) pairs covering every stage, for a cost estimate."""
+    items: list[tuple[JobSpec, int]] = []
+    for stage in plan.stages:
+        if stage.known_jobs:
+            items.extend((spec, 1) for spec in stage.known_jobs)
+        elif stage.prototype is not None:
+            items.append((stage.prototype, stage.expected_jobs))
+    return items
 
 
 def seeds_from_option(text: str | None, default: Sequence[int]) -> list[int]:
