@@ -115,3 +115,15 @@ def test_empty_and_nan_inputs(ground_truth: GroundTruth) -> None:
         ws_ranking_study(ground_truth, {})
     with pytest.raises(AnalysisError, match="non-finite score"):
         ws_ranking_study(ground_truth, {0: {"tanh:0 relu:1": float("nan"), "tanh:0 tanh:1": 1.0}})
+
+
+def test_lists_aligned_with_an_architecture_list(
+    ground_truth: GroundTruth, space2_architectures: list[str]
+) -> None:
+    scores = list(-ground_truth.scores())
+    study = ws_ranking_study(ground_truth, {0: scores}, architectures=space2_architectures)
+    assert study.architectures == tuple(space2_architectures) and study.mean_tau == -1.0
+    with pytest.raises(AnalysisError, match="pass `architectures`"):
+        ws_ranking_study(ground_truth, {0: scores})
+    with pytest.raises(AnalysisError, match="WS seed 0 has 31 scores for 32 architectures"):
+        ws_ranking_study(ground_truth, {0: scores[:31]}, architectures=space2_architectures)

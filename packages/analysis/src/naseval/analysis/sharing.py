@@ -10,7 +10,7 @@ rank correlate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,18 +115,24 @@ def _groups(
     return tuple(groups)
 
 
-def sharing_study(ws_scores_by_seed: WSScores, fixed: Architecture | str) -> SharingStudy:
+def sharing_study(
+    ws_scores_by_seed: WSScores,
+    fixed: Architecture | str,
+    *,
+    architectures: Sequence[str] | None = None,
+) -> SharingStudy:
     """Sharing count, WS rank per seed, mean rank per count, and count-rank correlation.
 
     `ws_scores_by_seed`: {seed: {architecture text: WS validation ppl}}, every architecture
-    extending `fixed`; e.g. the 12 of Space(3, fixed=Architecture.parse("tanh:0 relu:1")).
+    extending `fixed`; e.g. the 12 of Space(3, fixed=Architecture.parse("tanh:0 relu:1")). Or
+    {seed: [WS ppl, ...]} aligned with `architectures`.
     """
     prefix = _fixed_prefix(fixed)
-    architectures, aligned = aligned_ws_scores(ws_scores_by_seed)
-    if len(architectures) < 2:
+    ranked, aligned = aligned_ws_scores(ws_scores_by_seed, architectures)
+    if len(ranked) < 2:
         raise AnalysisError("the sharing study needs at least 2 architectures")
-    _check_prefix(architectures, prefix)
-    counts = np.array([sharing_count(a, prefix.n_nodes) for a in architectures])
+    _check_prefix(ranked, prefix)
+    counts = np.array([sharing_count(a, prefix.n_nodes) for a in ranked])
     scores = np.array(list(aligned.values()))
     ranks = np.array([average_ranks(row) for row in scores])
     mean_rank = ranks.mean(axis=0)
@@ -136,14 +142,14 @@ def sharing_study(ws_scores_by_seed: WSScores, fixed: Architecture | str) -> Sha
         )
     return SharingStudy(
         fixed=str(prefix),
-        architectures=architectures,
+        architectures=ranked,
         shared_counts=tuple(int(c) for c in counts),
         seeds=tuple(aligned),
         ws_scores=tuple(tuple(float(v) for v in row) for row in scores),
         ws_ranks=tuple(tuple(float(v) for v in row) for row in ranks),
         mean_rank=tuple(float(v) for v in mean_rank),
-        std_rank=tuple(sample_std(ranks[:, a]) for a in range(len(architectures))),
-        groups=_groups(architectures, counts, mean_rank),
+        std_rank=tuple(sample_std(ranks[:, a]) for a in range(len(ranked))),
+        groups=_groups(ranked, counts, mean_rank),
         spearman_rho=spearman_rho(counts, mean_rank),
         spearman_p=float(scipy_stats.spearmanr(counts, mean_rank).pvalue),
         kendall_tau=kendall_tau(counts, mean_rank),

@@ -18,7 +18,7 @@ from naseval.analysis.compare import ComparisonStudy, TableRow
 from naseval.analysis.errors import AnalysisError
 from naseval.analysis.ground_truth import GroundTruth
 from naseval.analysis.sharing import SharingStudy
-from naseval.analysis.stats import STD_DDOF, Summary, format_mean_std
+from naseval.analysis.stats import STD_DDOF, Summary, format_mean_std, summarize
 from naseval.analysis.ws_ranking import WSRankingStudy
 
 COMPARISON_COLUMNS = ("POLICY", "MEAN VALID", "MEAN TEST", "BEST VALID", "BEST TEST", "SEEDS")
@@ -227,9 +227,9 @@ def versus_random_table(study: ComparisonStudy, *, digits: int = 2) -> Table:
             "Δ MEAN PPL",
             f"{confidence:.0%} CI",
             "MANN-WHITNEY U",
-            "p",
+            "MANN-WHITNEY p",
             "WILCOXON W",
-            "p (paired)",
+            "WILCOXON p",
             "P(POLICY BETTER)",
             "SEEDS (POLICY/RANDOM)",
         ),
@@ -269,6 +269,11 @@ def ground_truth_table(ground_truth: GroundTruth, *, digits: int = 2) -> Table:
     )
 
 
+def _mean_std_over_seeds(values: Sequence[float], digits: int) -> str:
+    summary = summarize(values)
+    return format_mean_std(summary.mean, summary.std, digits)
+
+
 def ws_ranking_table(study: WSRankingStudy, *, digits: int = 3) -> Table:
     """Per WS seed: tau, rho, top-k overlap, true rank of the WS top-1; then the mean row."""
     rows = [
@@ -287,9 +292,9 @@ def ws_ranking_table(study: WSRankingStudy, *, digits: int = 3) -> Table:
             "MEAN",
             format_mean_std(study.mean_tau, study.std_tau, digits),
             format_mean_std(study.mean_rho, study.std_rho, digits),
-            f"{sum(r.top_k_overlap for r in study.seeds) / len(study.seeds):.2f}",
-            f"{sum(r.true_rank_of_ws_top1 for r in study.seeds) / len(study.seeds):.1f}",
-            f"{sum(r.mean_rank_change for r in study.seeds) / len(study.seeds):.2f}",
+            _mean_std_over_seeds([r.top_k_overlap for r in study.seeds], 2),
+            _mean_std_over_seeds([float(r.true_rank_of_ws_top1) for r in study.seeds], 1),
+            _mean_std_over_seeds([r.mean_rank_change for r in study.seeds], 2),
         )
     )
     ci = study.tau_ci

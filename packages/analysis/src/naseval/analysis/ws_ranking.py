@@ -31,8 +31,9 @@ from naseval.analysis.stats import DEFAULT_RESAMPLES, Interval, bootstrap_mean_c
 PAPER_MEAN_TAU = -0.004
 """Mean Kendall tau over WS seeds the paper reports for the 2-node space."""
 
-WSScores = Mapping[Any, Mapping[str, float]]
-"""Per WS seed (int, or its str from JSON), per architecture text, the WS validation ppl."""
+WSScores = Mapping[Any, Mapping[str, float] | Sequence[float]]
+"""Per WS seed (int, or its str from JSON): {architecture text: WS validation ppl}, or a list of
+WS validation ppl aligned with an `architectures` list given alongside."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def aligned_ws_scores(
 ) -> tuple[tuple[str, ...], dict[int, np.ndarray]]:
     """Per seed, WS scores as arrays over one architecture list shared by every seed.
 
+    A seed's scores are a {architecture: ppl} map, or a list aligned with `architectures`.
     Without `architectures`, the first seed's order is used. Every seed must score exactly the
     same architectures; the message names the ones that differ.
     """
@@ -103,13 +105,11 @@ def aligned_ws_scores(
         seed = _seed(seed_key)
         if seed in per_seed:
             raise AnalysisError(f"WS seed {seed} appears twice")
-        if not isinstance(scores, Mapping) or not scores:
-            raise AnalysisError(f"WS seed {seed}: expected a non-empty {{architecture: ppl}} map")
-        per_seed[seed] = {
-            canonical_architecture(a, f"WS seed {seed}"): v for a, v in scores.items()
-        }
+        per_seed[seed] = _seed_scores(seed, scores, architectures)
     first = next(iter(per_seed.values()))
     order = tuple(canonical_architecture(a, "architectures") for a in (architectures or first))
+    if len(set(order)) != len(order):
+        raise AnalysisError("architectures lists an architecture twice")
     aligned = {}
     for seed, scores in per_seed.items():
         missing = [a for a in order if a not in scores]
@@ -122,6 +122,27 @@ def aligned_ws_scores(
             )
         aligned[seed] = score_vector([scores[a] for a in order], f"WS scores of seed {seed}")
     return order, aligned
+
+
+def _seed_scores(seed: int, scores: Any, architectures: Sequence[str] | None) -> dict[str, float]:
+    if isinstance(scores, Mapping) and scores:
+        return {canonical_architecture(a, f"WS seed {seed}"): v for a, v in scores.items()}
+    if isinstance(scores, Sequence | np.ndarray) and not isinstance(scores, str) and len(scores):
+        if architectures is None:
+            raise AnalysisError(
+                f"WS seed {seed} gives a list of scores: pass `architectures` to say whose"
+            )
+        if len(scores) != len(architectures):
+            raise AnalysisError(
+                f"WS seed {seed} has {len(scores)} scores for {len(architectures)} architectures"
+            )
+        return {
+            canonical_architecture(a, f"architecture {i}"): v
+            for i, (a, v) in enumerate(zip(architectures, scores))
+        }
+    raise AnalysisError(
+        f"WS seed {seed}: expected a non-empty {{architecture: ppl}} map or list of scores"
+    )
 
 
 def _seed(key: Any) -> int:
@@ -156,6 +177,7 @@ def ws_ranking_study(
     ground_truth: GroundTruth | Mapping[str, float],
     ws_scores_by_seed: WSScores,
     *,
+    architectures: Sequence[str] | None = None,
     k: int = 5,
     confidence: float = 0.95,
     n_resamples: int = DEFAULT_RESAMPLES,
@@ -164,10 +186,11 @@ def ws_ranking_study(
     """Compare the WS ranking of every seed with the ground truth.
 
     `ground_truth`: a GroundTruth (score = mean validation ppl over training seeds) or a map
-    architecture text -> true score. `ws_scores_by_seed`: {seed: {architecture text: WS ppl}};
-    every seed scores the same architectures, all of which must be in the ground truth.
+    architecture text -> true score. `ws_scores_by_seed`: {seed: {architecture text: WS ppl}},
+    or {seed: [WS ppl, ...]} aligned with `architectures`; every seed scores the same
+    architectures, all of which must be in the ground truth.
     """
-    architectures, aligned = aligned_ws_scores(ws_scores_by_seed)
+    architectures, aligned = aligned_ws_scores(ws_scores_by_seed, architectures)
     true_scores = _true_scores(ground_truth, architectures)
     rankings = tuple(rank_seed(s, true_scores, v, k) for s, v in aligned.items())
     taus = np.array([r.kendall_tau for r in rankings])
