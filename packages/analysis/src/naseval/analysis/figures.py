@@ -18,6 +18,8 @@ import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -25,6 +27,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from naseval.analysis.compare import ComparisonStudy, SeedRun
 from naseval.analysis.errors import AnalysisError
+from naseval.analysis.ranking import positions
 from naseval.analysis.sharing import SharingStudy
 from naseval.analysis.stats import STD_DDOF
 from naseval.analysis.ws_ranking import PAPER_MEAN_TAU, SeedRanking, WSRankingStudy
@@ -45,6 +48,7 @@ STYLE: dict[str, Any] = {
     "path.simplify": True,
 }
 
+RANK_COLORMAP = "viridis"
 POLICY_COLOR = "#1f77b4"
 RANDOM_COLOR = "#7f7f7f"
 SHARING_COLORS = ("#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b")
@@ -230,21 +234,15 @@ def _minor_log_label(value: float, label_all: bool) -> str:
 
 
 def _draw_rank_strip(ax: Axes, study: WSRankingStudy, ranking: SeedRanking, title: str) -> None:
-    true_order = np.argsort(np.asarray(study.true_scores), kind="stable")
-    true_pos = np.empty(len(true_order), dtype=int)
-    true_pos[true_order] = np.arange(1, len(true_order) + 1)
-    ws_order = np.argsort(np.asarray(ranking.ws_scores), kind="stable")
-    ws_pos = np.empty(len(ws_order), dtype=int)
-    ws_pos[ws_order] = np.arange(1, len(ws_order) + 1)
-    colormap = matplotlib.colormaps["viridis"]
+    true_pos = positions(study.true_scores)
+    ws_pos = positions(ranking.ws_scores)
     n = len(true_pos)
+    shade = (true_pos - 1) / max(n - 1, 1)  # colour follows the architecture's true rank
+    colormap = matplotlib.colormaps[RANK_COLORMAP]
     for a in range(n):
-        color = colormap((true_pos[a] - 1) / max(n - 1, 1))
-        ax.plot([true_pos[a], ws_pos[a]], [1.0, 0.0], color=color, linewidth=1.0, alpha=0.9)
-    ax.scatter(
-        true_pos, np.ones(n), c=(true_pos - 1) / max(n - 1, 1), cmap=colormap, s=14, zorder=3
-    )
-    ax.scatter(ws_pos, np.zeros(n), c=(true_pos - 1) / max(n - 1, 1), cmap=colormap, s=14, zorder=3)
+        ax.plot([true_pos[a], ws_pos[a]], [1.0, 0.0], color=colormap(shade[a]), linewidth=1.0)
+    for y, where in ((1.0, true_pos), (0.0, ws_pos)):
+        ax.scatter(where, np.full(n, y), c=shade, cmap=colormap, vmin=0, vmax=1, s=14, zorder=3)
     ax.set_yticks([1.0, 0.0], ["ground truth", "weight sharing"])
     ax.set_ylim(-0.25, 1.25)
     ax.set_xlim(0.5, n + 0.5)
@@ -267,10 +265,13 @@ def rank_changes_figure(study: WSRankingStudy) -> Figure:
         ("Worst run", study.worst_seed),
         ("Average run", study.average_seed),
     )
+    n = len(study.architectures)
     with figure_style():
-        figure, axes = new_figure(8.0, 6.0, rows=3)
+        figure, axes = new_figure(8.5, 6.0, rows=3)
         for ax, (title, seed) in zip(axes, picks):
             _draw_rank_strip(ax, study, study.seed_ranking(seed), title)
+        colours = ScalarMappable(Normalize(1, n), matplotlib.colormaps[RANK_COLORMAP])
+        figure.colorbar(colours, ax=axes, label="true rank of the architecture", shrink=0.8)
         figure.suptitle(
             f"Rank changes between the true and the weight-sharing ranking "
             f"(mean τ over {len(study.seeds)} seeds = {study.mean_tau:.3f})"

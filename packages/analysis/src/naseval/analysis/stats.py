@@ -169,10 +169,10 @@ def bootstrap_mean_difference_ci(
     return _percentile_interval(means_a - means_b, confidence)
 
 
-def paired_differences(
+def finite_pairs(
     a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
-) -> np.ndarray:
-    """a - b per pair, dropping pairs where either side is not finite."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (a_i, b_i) with both sides finite: a diverged run drops its whole pair."""
     array_a, array_b = as_vector(a, "a"), as_vector(b, "b")
     if array_a.size != array_b.size:
         raise AnalysisError(
@@ -181,7 +181,15 @@ def paired_differences(
     keep = np.isfinite(array_a) & np.isfinite(array_b)
     if not keep.any():
         raise AnalysisError("no pair has finite values on both sides")
-    differences: np.ndarray = array_a[keep] - array_b[keep]
+    return array_a[keep], array_b[keep]
+
+
+def paired_differences(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """a - b per pair, dropping pairs where either side is not finite."""
+    kept_a, kept_b = finite_pairs(a, b)
+    differences: np.ndarray = kept_a - kept_b
     return differences
 
 
@@ -240,15 +248,12 @@ def compare_to_random(
     dropped together and the Wilcoxon signed-rank test is added.
     """
     if paired:
-        differences = paired_differences(policy_values, random_values)
-        array_p, array_r = as_vector(policy_values, policy), as_vector(random_values, "random")
-        keep = np.isfinite(array_p) & np.isfinite(array_r)
-        policy_used, random_used = array_p[keep], array_r[keep]
-        mean_difference = float(differences.mean())
+        policy_used, random_used = finite_pairs(policy_values, random_values)
     else:
         policy_used, _ = finite_part(policy_values, policy)
         random_used, _ = finite_part(random_values, "random")
-        mean_difference = float(policy_used.mean() - random_used.mean())
+    # Paired or not, this equals the mean of the per-seed differences when pairs are kept.
+    mean_difference = float(policy_used.mean() - random_used.mean())
     u, u_p = mann_whitney(policy_used, random_used)
     w, w_p = wilcoxon_signed_rank(policy_used, random_used) if paired else (None, None)
     return RandomComparison(
