@@ -92,3 +92,18 @@ def test_no_variation_in_sharing_raises() -> None:
     scores = {"tanh:0 relu:1 tanh:0": 1.0, "tanh:0 relu:1 relu:0": 2.0}
     with pytest.raises(AnalysisError, match="every architecture shares 0"):
         sharing_study({0: scores}, "tanh:0 relu:1")
+
+
+def test_a_flat_ws_ranking_raises() -> None:
+    scores = {str(a): 300.0 for a in SPACE}
+    with pytest.raises(AnalysisError, match="WS scores every architecture the same"):
+        sharing_study({0: scores}, FIXED)
+
+
+def test_lists_aligned_with_an_architecture_list() -> None:
+    architectures = [str(a) for a in SPACE]
+    by_map = sharing_study({0: _scores_by_count(0.1)}, FIXED)
+    by_list = sharing_study(
+        {0: [_scores_by_count(0.1)[a] for a in architectures]}, FIXED, architectures=architectures
+    )
+    assert by_list == by_map

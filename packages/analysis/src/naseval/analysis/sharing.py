@@ -140,6 +140,8 @@ def sharing_study(
         raise AnalysisError(
             f"every architecture shares {counts[0]} fixed matrices: no variation to correlate"
         )
+    if np.ptp(mean_rank) == 0:
+        raise AnalysisError("WS scores every architecture the same: no ranking to correlate")
     return SharingStudy(
         fixed=str(prefix),
         architectures=ranked,
