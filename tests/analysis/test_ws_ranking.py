@@ -127,3 +127,10 @@ def test_lists_aligned_with_an_architecture_list(
         ws_ranking_study(ground_truth, {0: scores})
     with pytest.raises(AnalysisError, match="WS seed 0 has 31 scores for 32 architectures"):
         ws_ranking_study(ground_truth, {0: scores[:31]}, architectures=space2_architectures)
+
+
+def test_k_is_capped_at_the_number_of_architectures(ground_truth: GroundTruth) -> None:
+    ws = {0: {"tanh:0 relu:1": 300.0, "tanh:0 tanh:1": 310.0, "relu:0 relu:1": 305.0}}
+    assert ws_ranking_study(ground_truth, ws, k=5).k == 3
+    with pytest.raises(AnalysisError, match="k must be a positive integer, got 0"):
+        ws_ranking_study(ground_truth, ws, k=0)

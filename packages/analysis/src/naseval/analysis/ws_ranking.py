@@ -57,7 +57,7 @@ class WSRankingStudy:
 
     architectures: tuple[str, ...]  # the architectures ranked, in input order
     true_scores: tuple[float, ...]  # ground-truth score per architecture (mean valid ppl)
-    k: int  # the k of top-k overlap
+    k: int  # the k of top-k overlap (the k asked for, at most the number of architectures)
     seeds: tuple[SeedRanking, ...]  # one per WS seed, in input order
     mean_tau: float  # mean Kendall tau over seeds
     std_tau: float | None  # sample std (ddof=1) of tau over seeds; None for one seed
@@ -192,6 +192,10 @@ def ws_ranking_study(
     """
     architectures, aligned = aligned_ws_scores(ws_scores_by_seed, architectures)
     true_scores = _true_scores(ground_truth, architectures)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise AnalysisError(f"k must be a positive integer, got {k!r}")
+    # A tiny space (a smoke test of 4 architectures) still gets a top-k: all of it.
+    k = min(k, len(architectures))
     rankings = tuple(rank_seed(s, true_scores, v, k) for s, v in aligned.items())
     taus = np.array([r.kendall_tau for r in rankings])
     rhos = np.array([r.spearman_rho for r in rankings])
