@@ -110,16 +110,16 @@ def test_too_few_and_empty() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.floats(50, 500), min_size=2, max_size=30, unique=True),
+    st.lists(st.integers(50, 5000), min_size=2, max_size=30, unique=True),
     st.randoms(use_true_random=False),
 )
-def test_tau_properties(scores: list[float], rnd: object) -> None:
+def test_tau_properties(scores: list[int], rnd: object) -> None:
     shuffled = list(scores)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
     tau = kendall_tau(scores, shuffled)
     assert -1.0 <= tau <= 1.0
     assert kendall_tau(shuffled, scores) == pytest.approx(tau)  # symmetric
     # Only the order matters: a monotone transform of either side leaves tau unchanged.
-    assert kendall_tau(np.log(scores), np.exp(np.array(shuffled) / 100)) == pytest.approx(tau)
+    assert kendall_tau(np.array(scores) ** 3, 2.0 * np.array(shuffled) + 1.0) == pytest.approx(tau)
     changes = rank_changes(scores, shuffled)
     assert changes.sum() % 2 == 0 and (changes == 0).all() == (tau == 1.0)
