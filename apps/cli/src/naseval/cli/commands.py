@@ -232,8 +232,9 @@ def execute(common: CommonOptions, preset: Preset, *, command: str, run_name: st
         executor.close()
     _print_summary(console, common, summary, invocation, uri)
     if summary.missing:
-        raise JobsFailed(f"{len(summary.missing)} job(s) did not finish (listed above); "
-                         "re-run the same command to retry them")
+        not_run = f", {summary.not_run} not run" if summary.not_run else ""
+        raise JobsFailed(f"{summary.failed} job(s) failed{not_run} (listed above); re-run the "
+                         "same command to retry them, finished jobs are kept")
     return summary
 
 

@@ -59,8 +59,13 @@ class RunSummary:
     experiment_id: str
     parent_run_id: str
     outcomes: dict[str, JobOutcome]  # job id -> outcome
-    missing: list[str]  # one line per job that did not finish (failed, or never built)
+    missing: list[str]  # one line per failed job or group of jobs never built
     report: Report | None
+    not_run: int = 0  # jobs never built because the jobs they need failed
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes.values() if not o.ok)
 
     @property
     def ok(self) -> bool:
@@ -112,11 +117,13 @@ class Driver:
         )
         outcomes: dict[str, JobOutcome] = {}
         missing: list[str] = []
+        not_run = 0
         try:
             with self.console.job_progress(plan.expected_jobs) as progress:
                 for stage in plan.stages:
                     specs = stage.build(outcomes)
                     if len(specs) < stage.expected_jobs:
+                        not_run += stage.expected_jobs - len(specs)
                         missing.append(
                             f"{stage.expected_jobs - len(specs)} {stage.name} job(s) not run: "
                             "the jobs they need failed"
@@ -133,7 +140,7 @@ class Driver:
                                      JOBS_ARTIFACT)
         report = self._report(analyse, outcomes, parent_run_id, out, invocation, missing)
         self.tracker.finish(parent_run_id, ok=not missing)
-        return RunSummary(experiment_id, parent_run_id, outcomes, missing, report)
+        return RunSummary(experiment_id, parent_run_id, outcomes, missing, report, not_run)
 
     def _run_stage(
         self,
