@@ -25,23 +25,27 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 def _additive_table(
-    space: Space, seed: int, planted: Architecture | None = None, spread: float = 0.3
+    space: Space, seed: int, planted: Architecture | None = None, spread: float = 0.15
 ) -> dict[Architecture, float]:
-    """Perplexities additive in log space (one effect per node choice), with the best cell
-    `planted`: it is given 0.8 x the lowest perplexity of all the others."""
+    """Perplexities additive in log space (one effect per node choice, median ppl ~ 100); if
+    `planted` is given, its choice at every node is the best there, so it is the best cell."""
     rng = np.random.default_rng(seed)
     rows = space.n_nodes * (space.n_nodes + 1) // 2
     effects = rng.normal(0.0, spread, (rows, len(space.ops)))
+    if planted is not None:
+        # At every node the planted pred is the best on average over ops, and the planted op
+        # the best of all: a controller choosing pred then op can climb to it.
+        for j, node in enumerate(planted.nodes, start=1):
+            block = effects[j * (j - 1) // 2 : j * (j + 1) // 2]  # (j, K): node j's choices
+            block[node.pred] -= spread
+            block[node.pred, space.ops.index(node.op)] = block.min() - spread
     table = {}
     for arch in space:
-        log_ppl = 4.0 + sum(
+        log_ppl = 4.6 + sum(
             effects[j * (j - 1) // 2 + node.pred, space.ops.index(node.op)]
             for j, node in enumerate(arch.nodes, start=1)
         )
         table[arch] = math.exp(log_ppl)
-    if planted is not None:
-        others = min(v for a, v in table.items() if a != planted)
-        table[planted] = 0.8 * others
     return table
 
 

@@ -237,7 +237,7 @@ class EnasPolicy:
             "ppl": ppl,
             "reward": reward,
             "loss": float(loss.detach()),
-            "entropy": float(entropy),
+            "entropy": float(entropy.detach()),
         }
 
     def search(
