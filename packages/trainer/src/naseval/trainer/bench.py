@@ -15,13 +15,9 @@ from torch import nn
 from naseval.space import Architecture
 from naseval.trainer.config import TrainConfig
 from naseval.trainer.device import resolve_device, synchronize
-from naseval.trainer.model import DARTS_V2, Dropouts, build_model, lm_loss, sample_masks
+from naseval.trainer.model import DARTS_V2, build_model, lm_loss, sample_masks
 from naseval.trainer.reference import ReferenceLM
-
-
-def dropouts_of(config: TrainConfig) -> Dropouts:
-    return Dropouts(config.dropout, config.dropouth, config.dropoutx, config.dropouti,
-                    config.dropoute)
+from naseval.trainer.train import dropouts_of
 
 
 def make_train_step(model: nn.Module, config: TrainConfig, vocab_size: int,
@@ -43,7 +39,7 @@ def make_train_step(model: nn.Module, config: TrainConfig, vocab_size: int,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
