@@ -8,6 +8,7 @@ need no display and leave the pyplot state alone. Every builder draws inside one
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -210,7 +211,9 @@ def perplexity_curves_figure(
             _curves_panel(ax, policy, study.runs[policy], random_runs, log_scale, zoom)
         for ax in axes[len(policies) :]:
             ax.set_visible(False)
-        figure.suptitle("Training from scratch: the architecture each policy found vs a random one")
+        title = "Training from scratch: the architecture each policy found vs a random one"
+        # One or two narrow panels cannot hold the title on one line.
+        figure.suptitle("\n".join(textwrap.wrap(title, width=45 * min(len(policies), 3))))
     return figure
 
 
