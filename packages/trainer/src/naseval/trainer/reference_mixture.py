@@ -1,0 +1,68 @@
+"""The straightforward DARTS mixture: a per-timestep loop, the ops' weighted sum left unfolded.
+
+It mirrors `DARTSCellSearch.cell` of quark0/darts rnn/model_search.py: per node one matmul over
+the stacked predecessor states (per node and op with edge-op sharing), then for every op the
+highway update of every predecessor, weighted and summed. It exists to check
+`SharedLM.forward_mixture` (same parameters and masks: equal outputs and gradients) and as the
+baseline of the mixture speed figure.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from naseval.trainer.model import ACTIVATIONS, LMOutput, Masks
+from naseval.trainer.supernet import BN_EPS, BN_MOMENTUM, SharedLM, alpha_row
+
+
+def reference_mixture(lm: SharedLM, tokens: torch.Tensor, hidden: torch.Tensor,
+                      weights: torch.Tensor, masks: Masks | None = None) -> LMOutput:
+    """`lm.forward_mixture` computed the DARTS way, from `lm`'s own parameters."""
+    lm.check_weights(weights)
+    hid, k = lm.nhid, len(lm.ops)
+
+    def bn(s: torch.Tensor) -> torch.Tensor:
+        if not lm.batchnorm:
+            return s
+        return F.batch_norm(s, lm.bn_mean, lm.bn_var, None, None, lm.training, BN_MOMENTUM,
+                            BN_EPS)
+
+    embedding: torch.Tensor = lm.embedding
+    if masks is not None and masks.embedding is not None:
+        embedding = embedding * masks.embedding
+    x = F.embedding(tokens, embedding)  # (T, B, H)
+    if masks is not None and masks.input is not None:
+        x = x * masks.input
+    mask_x = masks.x if masks is not None else None
+    mask_h = masks.h if masks is not None else None
+    outputs = []
+    for t in range(tokens.size(0)):
+        x_t = x[t] * mask_x if mask_x is not None else x[t]
+        h_in = hidden * mask_h if mask_h is not None else hidden
+        c0, h0 = torch.split(torch.cat([x_t, h_in], dim=-1).mm(lm.w0), hid, dim=-1)
+        s0 = bn(hidden + c0.sigmoid() * (h0.tanh() - hidden))
+        states = s0.unsqueeze(0)  # (j, B, H)
+        for j in range(1, lm.n_nodes + 1):
+            r0 = alpha_row(j, 0)
+            masked = states * mask_h if mask_h is not None else states
+            if lm.sharing == "node":  # DARTS: one matmul per node, shared by the ops
+                ch = masked.view(-1, hid).mm(lm.ws[j - 1]).view(j, -1, 2 * hid)
+            elif lm.sharing == "edge":
+                ch = torch.bmm(masked, lm.ws[r0 : r0 + j])  # (j, B, 2H)
+            s = torch.zeros_like(s0)
+            for op_index, op in enumerate(lm.ops):
+                if lm.sharing == "edge-op":  # each op has its own matrices
+                    ch = torch.bmm(masked, lm.ws[r0 * k + op_index : (r0 + j) * k : k])
+                c, h = torch.split(ch, hid, dim=-1)
+                unweighted = states + c.sigmoid() * (ACTIVATIONS[op](h) - states)
+                s = s + torch.sum(weights[r0 : r0 + j, op_index, None, None] * unweighted, dim=0)
+            states = torch.cat([states, bn(s).unsqueeze(0)], 0)
+        hidden = torch.mean(states[1:], dim=0)
+        outputs.append(hidden)
+    states_out = torch.stack(outputs)  # (T, B, H)
+    dropped = states_out
+    if masks is not None and masks.output is not None:
+        dropped = states_out * masks.output
+    logits = F.linear(dropped, lm.embedding, lm.decoder_bias)  # (T, B, V)
+    return LMOutput(logits, states_out[-1], states_out, dropped)
