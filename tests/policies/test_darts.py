@@ -117,7 +117,9 @@ def test_darts_keeps_a_fixed_prefix():
     fixed = Architecture.parse("identity:0")
     space = Space(3, fixed=fixed)
     env = ToyMixtureEnv(space, Architecture.parse("identity:0 relu:0 tanh:1"), seed=0)
-    result = DartsPolicy().search(env, Budget(epochs=2, steps_per_epoch=5), np.random.default_rng(0))
+    result = DartsPolicy().search(
+        env, Budget(epochs=2, steps_per_epoch=5), np.random.default_rng(0)
+    )
     assert result.arch.nodes[0] == fixed.nodes[0] and result.arch in space
 
 

@@ -34,7 +34,9 @@ def test_random_same_seed_same_arch_and_no_training(space4, table4):
 
 def test_random_ws_returns_the_best_of_what_it_ranked(space4, table4):
     env = TabularEnv(space4, table4, noise=0.2, seed=5, steps_per_epoch=4)
-    result = RandomWSPolicy().search(env, Budget(epochs=2, final_samples=50), np.random.default_rng(1))
+    result = RandomWSPolicy().search(
+        env, Budget(epochs=2, final_samples=50), np.random.default_rng(1)
+    )
     assert env.train_steps == 8  # one sampled cell per minibatch, 2 epochs of 4
     assert len(result.ranking) == 50 and len({a for a, _ in result.ranking}) == 50
     scores = [s for _, s in result.ranking]

@@ -47,9 +47,13 @@ def test_make_policy_applies_settings_over_the_defaults():
 def test_make_policy_unknown_names_are_listed():
     with pytest.raises(ValueError, match=r"unknown policy 'bogus' \(known: random, random-ws"):
         make_policy("bogus")
-    with pytest.raises(ValueError, match=r"unknown setting 'temprature' for policy 'enas'.*temperature"):
+    with pytest.raises(
+        ValueError, match=r"unknown setting 'temprature' for policy 'enas'.*temperature"
+    ):
         make_policy("enas", {"temprature": 3.0})
-    with pytest.raises(ValueError, match=r"unknown setting 'x' for policy 'random' \(valid: none\)"):
+    with pytest.raises(
+        ValueError, match=r"unknown setting 'x' for policy 'random' \(valid: none\)"
+    ):
         make_policy("random", {"x": 1})
 
 
