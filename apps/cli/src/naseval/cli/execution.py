@@ -71,11 +71,14 @@ class JobContext:
         return self.runtime.device
 
     def report(self, step: int, metrics: Mapping[str, float], total: int | None = None,
-               prefix: str = "") -> None:
-        """Log `metrics` at `step` (skipped if already logged) and show progress."""
+               prefix: str = "", done: int | None = None) -> None:
+        """Log `metrics` at `step` (skipped if already logged) and show progress.
+
+        `done` (default step + 1, for 0-based steps) of `total` is what the progress bar shows.
+        """
         self.metrics.log(step, metrics, prefix=prefix)
         shown = {f"{prefix}{k}": float(v) for k, v in metrics.items() if _is_number(v)}
-        self.sink.job_progress(self.spec, step + 1, total, shown)
+        self.sink.job_progress(self.spec, step + 1 if done is None else done, total, shown)
 
     def log_json(self, artifact_file: str, data: Any) -> None:
         self.client.log_text(self.run_id, json.dumps(data, indent=2, default=str), artifact_file)

@@ -264,11 +264,12 @@ class _Artifacts:
         self.text.append(table.to_markdown())
 
     def figure(self, stem: str, draw: Callable[[], Any]) -> None:
+        from naseval.analysis import AnalysisError, figures
+
         try:
-            from naseval.analysis import figures
-        except ImportError:
+            figure = draw()
+        except AnalysisError:  # nothing to draw (e.g. only the random baseline ran)
             return
-        figure = draw()
         for path in figures.save_figure(figure, self.scratch / stem, formats=("png",)):
             self.figures[path.name] = path
         import matplotlib.pyplot as plt

@@ -9,6 +9,7 @@ supernet) to a policy: they never import each other.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -138,60 +139,67 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
     corpus = load_corpus(config["data"])
     total = train_config.epochs
 
-    def on_epoch(event: Mapping[str, Any]) -> None:
-        if "epoch" in event:
-            ctx.report(int(event["epoch"]), _numbers(event), total=total)
+    def on_event(event: Mapping[str, Any]) -> None:
+        if event.get("kind") == "epoch":  # epochs count from 1; so do their metric steps
+            ctx.report(int(event["epoch"]), _numbers(event), total=total, done=int(event["epoch"]))
+        elif event.get("kind") == "rollback":
+            ctx.set_tags({"nan_rollback": json.dumps(dict(event), default=str)})
 
     result = train_architecture(
         arch, corpus, train_config, seed=int(config.get("train_seed", ctx.spec.seed)),
-        device=ctx.device, checkpoint_dir=ctx.checkpoint_dir, callback=on_epoch,
+        device=ctx.device, checkpoint_dir=ctx.checkpoint_dir, callback=on_event,
     )
-    record = result.to_dict() if hasattr(result, "to_dict") else dict(vars(result))
-    history = record.get("history", [])
-    for event in history:  # steps the callback missed (killed between checkpoint and log)
-        if isinstance(event, Mapping) and "epoch" in event:
-            ctx.metrics.log(int(event["epoch"]), _numbers(event))
+    record = _as_record(result)
+    history = [e for e in record.get("history", []) if isinstance(e, Mapping)]
+    for event in history:  # epochs the callback did not see (killed between checkpoint and log)
+        ctx.metrics.log(int(event["epoch"]), _numbers(event))
     ctx.log_json("genotype.json", arch.to_genotype())
-    valid_curve = [float(e.get("valid_ppl", math.nan)) for e in history if isinstance(e, Mapping)]
     return {
         "arch": str(arch),
         "genotype": arch.to_genotype(),
-        "valid_ppl": _finite(record.get("best_valid_ppl", record.get("valid_ppl"))),
+        "valid_ppl": _finite(record.get("best_valid_ppl")),
         "test_ppl": _finite(record.get("test_ppl")),
-        "valid_curve": valid_curve,
-        "training": record,
+        "valid_curve": [float(e.get("valid_ppl", math.nan)) for e in history],
+        "training": {k: v for k, v in record.items() if k != "history"},
     }
+
+
+def _as_record(result: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return dict(result)
 
 
 # -- the small space, exhaustively -------------------------------------------------------------
 
 
 def ground_truth_job(ctx: JobContext) -> dict[str, Any]:
-    """Every architecture of the space trained from scratch with one seed (batched)."""
-    from naseval.trainer import train_batched
+    """Every architecture of the space trained from scratch with one seed.
+
+    Each architecture checkpoints into its own folder under the job's checkpoint dir, so a
+    killed ground truth continues with the architecture it was training. Metric step i is the
+    i-th architecture (in the space's index order).
+    """
+    from naseval.trainer import train_architecture
 
     config = ctx.spec.config
     space = _space(ctx)
-    archs = list(space)
     train_config = _train_config(config["train"])
     corpus = load_corpus(config["data"])
-    total = train_config.epochs
-
-    def on_epoch(event: Mapping[str, Any]) -> None:
-        if "epoch" in event:
-            ctx.report(int(event["epoch"]), _numbers(event), total=total)
-
-    results = train_batched(archs, corpus, train_config, [ctx.spec.seed] * len(archs),
-                            device=ctx.device, callback=on_epoch)
     records = []
-    for arch, result in zip(archs, results):
-        record = result.to_dict() if hasattr(result, "to_dict") else dict(vars(result))
-        records.append({
+    for index, arch in enumerate(space):
+        result = _as_record(train_architecture(
+            arch, corpus, train_config, seed=ctx.spec.seed, device=ctx.device,
+            checkpoint_dir=ctx.checkpoint_dir / f"arch-{index:05d}",
+        ))
+        record = {
             "architecture": str(arch),
             "seed": ctx.spec.seed,
-            "valid_ppl": _finite(record.get("best_valid_ppl", record.get("valid_ppl"))),
-            "test_ppl": _finite(record.get("test_ppl")),
-        })
+            "valid_ppl": _finite(result.get("best_valid_ppl")),
+            "test_ppl": _finite(result.get("test_ppl")),
+        }
+        records.append(record)
+        ctx.report(index, {k: v for k, v in record.items() if isinstance(v, float)}, total=space.size)
     return {"records": records}
 
 
