@@ -1,5 +1,6 @@
 """naseval.trainer: PTB corpus, the DARTS recurrent-cell language model and its training loop."""
 
+from naseval.trainer.batched import BatchedLM, train_batched
 from naseval.trainer.bench import bench_train_step, estimate_epoch_seconds
 from naseval.trainer.checkpoint import load_checkpoint, save_checkpoint
 from naseval.trainer.config import TrainConfig
@@ -16,7 +17,9 @@ from naseval.trainer.corpus import (
 from naseval.trainer.data import batchify, get_batch, sample_seq_len
 from naseval.trainer.device import resolve_device
 from naseval.trainer.model import DARTS_V2, DartsLM, Dropouts, LMOutput, Masks, build_model, lm_loss
+from naseval.trainer.ranking import ws_ranking
 from naseval.trainer.reference import ReferenceLM
+from naseval.trainer.supernet import SHARING_SCHEMES, SharedLM, Supernet
 from naseval.trainer.train import (
     TrainingDiverged,
     TrainResult,
@@ -29,6 +32,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DARTS_V2",
+    "SHARING_SCHEMES",
+    "BatchedLM",
+    "SharedLM",
+    "Supernet",
+    "train_batched",
+    "ws_ranking",
     "PTB_SHA256",
     "PTB_URL",
     "Corpus",

@@ -54,6 +54,7 @@ from naseval.trainer.model import (
     lm_loss,
     sample_masks,
 )
+from naseval.trainer.train import dropouts_of
 
 Sharing = Literal["node", "edge", "edge-op"]
 Mode = Literal["single", "mixture"]
@@ -86,11 +87,6 @@ def _check_sharing(sharing: str) -> str:
     if sharing not in SHARING_SCHEMES:
         raise ValueError(f"unknown sharing scheme {sharing!r} (known: {', '.join(SHARING_SCHEMES)})")
     return sharing
-
-
-def dropouts_of(config: TrainConfig) -> Dropouts:
-    return Dropouts(config.dropout, config.dropouth, config.dropoutx, config.dropouti,
-                    config.dropoute)
 
 
 def _mul(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

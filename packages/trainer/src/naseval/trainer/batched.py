@@ -1,0 +1,623 @@
+"""Many independent architectures trained at once: the exhaustive ground truth of a small space.
+
+Each member (an architecture and a seed) is exactly the run `train_architecture(arch, corpus,
+config, seed=seed)` would make: its weights are initialised by the same `build_model` call, its
+dropout masks and BPTT lengths come from generators seeded the same way and drawn in the same
+order, and its optimiser (SGD, clipping, the non-monotonic switch to averaging, NaN rollback) is
+that run's, applied per member. Only the arithmetic is shared: the members' weights are stacked
+along a member axis and every matmul is one batched matmul over all members.
+
+Members with different seeds draw different BPTT lengths, so a step runs as long as its longest
+member's window; shorter members' extra timesteps are masked out of their loss (they get no
+gradient and carry the hidden state of their own last timestep). A member whose epoch is over
+idles until every member's epoch is over; then all are validated together. Neither changes any
+member's numbers, only how much arithmetic is wasted.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from naseval.space import Architecture
+from naseval.trainer.checkpoint import load_checkpoint, save_checkpoint
+from naseval.trainer.config import TrainConfig
+from naseval.trainer.corpus import Corpus
+from naseval.trainer.data import batchify, get_batch, sample_seq_len
+from naseval.trainer.device import resolve_device
+from naseval.trainer.model import ACTIVATIONS, DartsLM, Masks, build_model, sample_masks
+from naseval.trainer.train import (
+    TrainingDiverged,
+    TrainResult,
+    _perplexity,
+    _Progress,
+    dropouts_of,
+    should_switch_to_asgd,
+)
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[dict[str, Any]], None]
+"""Receives one event dict per epoch (all members validated): "kind" = "epoch", "epoch"
+(1-based), "members" (each member's history record, with "arch" and "seed"), summary numbers
+over members ("valid_ppl_min", "valid_ppl_mean", "valid_ppl_max", "best_valid_ppl_min") and
+"seconds"; and "kind" = "rollback" with "member", "arch", "seed", "epoch", "nan_rollbacks"."""
+
+LOGIT_BUDGET = 1 << 25  # logits (elements) held at once; the decoder runs in member chunks
+
+
+class BatchedLM(nn.Module):
+    """K DartsLMs with the same node count, their parameters stacked on a leading member axis.
+
+    Parameter names are DartsLM's; member k's slice of each is that model's tensor.
+    """
+
+    def __init__(self, models: Sequence[DartsLM]):
+        super().__init__()
+        if not models:
+            raise ValueError("BatchedLM needs at least one model")
+        first = models[0]
+        for k, model in enumerate(models):
+            if (model.arch.n_nodes, model.vocab_size, model.nhid) != \
+                    (first.arch.n_nodes, first.vocab_size, first.nhid):
+                raise ValueError(
+                    f"model {k} ({model.arch}, vocab {model.vocab_size}, nhid {model.nhid}) does "
+                    f"not match model 0 ({first.arch}, vocab {first.vocab_size}, nhid "
+                    f"{first.nhid}): members need equal node count, vocabulary and size"
+                )
+        self.archs = [m.arch for m in models]
+        self.members, self.vocab_size, self.nhid = len(models), first.vocab_size, first.nhid
+        self.n_nodes = first.arch.n_nodes
+
+        def stack(get: Callable[[DartsLM], torch.Tensor]) -> nn.Parameter:
+            return nn.Parameter(torch.stack([get(m).detach() for m in models]).clone())
+
+        self.embedding = stack(lambda m: m.embedding)  # (K, V, H), tied decoder
+        self.decoder_bias = stack(lambda m: m.decoder_bias)  # (K, V)
+        self.w0 = stack(lambda m: m.w0)  # (K, 2H, 2H)
+        self.ws = stack(lambda m: torch.stack(list(m.ws)))  # (K, n, H, 2H)
+        # Per node: each member's predecessor, and the members grouped by op.
+        preds = torch.tensor([[node.pred for node in a.nodes] for a in self.archs])  # (K, n)
+        self.preds: torch.Tensor
+        self.register_buffer("preds", preds.t().contiguous(), persistent=False)  # (n, K)
+        self.shared_pred = [int(col[0]) if bool((col == col[0]).all()) else None
+                            for col in preds.t()]  # node j's pred when every member agrees
+        self.op_groups: list[list[tuple[str, torch.Tensor]]] = []
+        self.op_order: list[torch.Tensor | None] = []  # undoes the grouping (None: one op)
+        for j in range(self.n_nodes):
+            ops = [a.nodes[j].op for a in self.archs]
+            groups = [(op, torch.tensor([k for k, o in enumerate(ops) if o == op]))
+                      for op in dict.fromkeys(ops)]
+            self.op_groups.append(groups)
+            order = torch.cat([index for _, index in groups])
+            self.op_order.append(None if len(groups) == 1 else torch.argsort(order))
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> BatchedLM:
+        super()._apply(fn, recurse)
+        device = self.embedding.device
+        self.op_groups = [[(op, index.to(device)) for op, index in groups]
+                          for groups in self.op_groups]
+        self.op_order = [None if order is None else order.to(device) for order in self.op_order]
+        return self
+
+    def init_hidden(self, batch: int) -> torch.Tensor:
+        return self.embedding.new_zeros(self.members, batch, self.nhid)  # (K, B, H)
+
+    def _candidates(self, j: int, pre: torch.Tensor) -> torch.Tensor:
+        """f_j(h') for every member, each with its own op: pre (K, B, H) -> (K, B, H)."""
+        groups, order = self.op_groups[j], self.op_order[j]
+        if order is None:
+            return ACTIVATIONS[groups[0][0]](pre)
+        parts = [ACTIVATIONS[op](pre.index_select(0, index)) for op, index in groups]
+        return torch.cat(parts).index_select(0, order)
+
+    def recurrence(self, tokens: torch.Tensor, hidden: torch.Tensor,
+                   masks: Masks | None) -> torch.Tensor:
+        """Cell outputs (T, K, B, H) for tokens (T, K, B) from hidden (K, B, H).
+
+        Mask fields are stacked over members: embedding (K, V, 1), the others (K, B, H).
+        """
+        steps, members, batch = tokens.shape
+        hid = self.nhid
+        offsets = torch.arange(members, device=tokens.device)[None, :, None] * self.vocab_size
+        x = F.embedding(tokens + offsets, self.embedding.reshape(-1, hid))  # (T, K, B, H)
+        if masks is not None:
+            if masks.embedding is not None:  # dropping word rows = scaling looked-up rows
+                x = x * F.embedding(tokens + offsets, masks.embedding.reshape(-1, 1))
+            for mask in (masks.input, masks.x):
+                if mask is not None:
+                    x = x * mask
+        mask_h = masks.h if masks is not None else None
+        xp = torch.bmm(x.transpose(0, 1).reshape(members, steps * batch, hid),
+                       self.w0[:, :hid])  # (K, T*B, 2H)
+        xp = xp.view(members, steps, batch, 2 * hid)
+        member_index = torch.arange(members, device=tokens.device)
+        outputs = []
+        h = hidden
+        for t in range(steps):
+            h_in = h if mask_h is None else h * mask_h
+            c0, h0 = torch.baddbmm(xp[:, t], h_in, self.w0[:, hid:]).chunk(2, dim=-1)
+            states = [h + torch.sigmoid(c0) * (torch.tanh(h0) - h)]  # s0 (K, B, H)
+            for j in range(self.n_nodes):
+                shared = self.shared_pred[j]
+                if shared is not None:
+                    s_p = states[shared]
+                else:
+                    s_p = torch.stack(states)[self.preds[j], member_index]  # (K, B, H)
+                s_in = s_p if mask_h is None else s_p * mask_h
+                c, pre = torch.bmm(s_in, self.ws[:, j]).chunk(2, dim=-1)
+                states.append(s_p + torch.sigmoid(c) * (self._candidates(j, pre) - s_p))
+            h = torch.mean(torch.stack(states[1:]), dim=0)
+            outputs.append(h)
+        return torch.stack(outputs)  # (T, K, B, H)
+
+    def token_losses(self, dropped: torch.Tensor, targets: torch.Tensor,
+                     members: slice) -> torch.Tensor:
+        """Cross-entropy (T, k, B) of members[slice] from decoder inputs dropped (T, k, B, H)."""
+        steps, chunk, batch, hid = dropped.shape
+        logits = torch.baddbmm(
+            self.decoder_bias[members, None, :],
+            dropped.transpose(0, 1).reshape(chunk, steps * batch, hid),
+            self.embedding[members].transpose(1, 2),
+        )  # (k, T*B, V)
+        losses = F.cross_entropy(logits.reshape(-1, self.vocab_size),
+                                 targets.transpose(0, 1).reshape(-1), reduction="none")
+        return losses.view(chunk, steps, batch).transpose(0, 1)  # (T, k, B)
+
+    def chunk_size(self, steps: int, batch: int) -> int:
+        return max(1, min(self.members, LOGIT_BUDGET // max(1, steps * batch * self.vocab_size)))
+
+
+def _stack_masks(masks: list[Masks]) -> Masks:
+    def field(name: str) -> torch.Tensor | None:
+        values = [getattr(m, name) for m in masks]
+        return None if values[0] is None else torch.stack(values)
+
+    return Masks(*(field(name) for name in ("embedding", "input", "x", "h", "output")))
+
+
+class _Member:
+    """The bookkeeping of one member's run: train._Run's, without its model."""
+
+    def __init__(self, arch: Architecture, seed: int, device: torch.device):
+        self.arch, self.seed = arch, seed
+        init_seed, mask_seed, len_seed = np.random.SeedSequence(seed).generate_state(3)
+        self.init_seed = int(init_seed)
+        self.mask_rng = torch.Generator(device=device).manual_seed(int(mask_seed))
+        self.len_rng = np.random.default_rng(int(len_seed))
+        self.progress = _Progress()
+        self.averaging = False
+        self.average_count = 0
+        self.nan_rollbacks = 0
+        self.snapshot: dict[str, Any] = {}  # for rollbacks: see _Batch.snapshot_member
+
+
+class _Batch:
+    """The training state of all members, with checkpoint/resume and per-member rollback."""
+
+    def __init__(self, archs: Sequence[Architecture], seeds: Sequence[int], corpus: Corpus,
+                 config: TrainConfig, device: torch.device, checkpoint_dir: Path | None,
+                 callback: Callback | None):
+        self.corpus, self.config, self.device = corpus, config, device
+        self.checkpoint_dir, self.callback = checkpoint_dir, callback
+        self.members = [_Member(a, s, device) for a, s in zip(archs, seeds)]
+        models = [build_model(m.arch, corpus.vocab_size, config.nhid, dropouts_of(config),
+                              seed=m.init_seed) for m in self.members]
+        self.single_parameters = sum(p.numel() for p in models[0].parameters())
+        self.dropouts = models[0].dropouts
+        self.model = BatchedLM(models).to(device)
+        self.params: list[torch.Tensor] = list(self.model.parameters())
+        self.mean = [p.detach().clone() for p in self.params]  # averaged iterates per member
+        self.best = [p.detach().clone() for p in self.params]  # best-validation weights
+        self.train_data = batchify(corpus.train, config.batch_size, device)  # (rows, B)
+        self.valid_data = batchify(corpus.valid, config.eval_batch_size, device)
+        self.test_data = batchify(corpus.test, config.test_batch_size, device)
+        self.hidden = self.model.init_hidden(config.batch_size)  # (K, B, H)
+        self.epoch = 0  # epochs every member has completed
+        self.steps = 0  # batched steps taken
+        self.results: list[dict[str, Any]] | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def identity(self) -> dict[str, Any]:
+        return {"members": [[str(m.arch), m.seed] for m in self.members],
+                "config": self.config.to_dict(),
+                "corpus": [self.corpus.vocab_size, self.corpus.train.numel(),
+                           self.corpus.valid.numel(), self.corpus.test.numel()]}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": "naseval.batched/1",
+            "identity": self.identity(),
+            "params": [p.detach().clone() for p in self.params],
+            "mean": [m.clone() for m in self.mean],
+            "best": [b.clone() for b in self.best],
+            "hidden": self.hidden.clone(),
+            "epoch": self.epoch, "steps": self.steps, "results": self.results,
+            "members": [self._member_state(m) for m in self.members],
+        }
+
+    def _member_state(self, m: _Member) -> dict[str, Any]:
+        return {"mask_rng": m.mask_rng.get_state(),
+                "len_rng": copy.deepcopy(m.len_rng.bit_generator.state),
+                "progress": asdict(m.progress), "averaging": m.averaging,
+                "average_count": m.average_count, "nan_rollbacks": m.nan_rollbacks,
+                "snapshot": m.snapshot}
+
+    def load(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for targets, saved in ((self.params, state["params"]), (self.mean, state["mean"]),
+                                   (self.best, state["best"])):
+                for target, value in zip(targets, saved):
+                    target.copy_(value)
+        self.hidden = state["hidden"].to(self.device)
+        self.epoch, self.steps, self.results = state["epoch"], state["steps"], state["results"]
+        for m, saved in zip(self.members, state["members"]):
+            m.mask_rng.set_state(saved["mask_rng"].cpu())
+            m.len_rng.bit_generator.state = copy.deepcopy(saved["len_rng"])
+            m.progress = _Progress(**copy.deepcopy(saved["progress"]))
+            m.averaging, m.average_count = saved["averaging"], saved["average_count"]
+            m.nan_rollbacks, m.snapshot = saved["nan_rollbacks"], saved["snapshot"]
+
+    def checkpoint(self) -> None:
+        if self.checkpoint_dir is not None:
+            save_checkpoint(self.checkpoint_dir, self.state())
+
+    def resume(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        state = load_checkpoint(self.checkpoint_dir, self.device)
+        if state is None:
+            return
+        mine, theirs = self.identity(), state.get("identity", {})
+        for key in mine:
+            if mine[key] != theirs.get(key):
+                raise ValueError(
+                    f"checkpoint in {self.checkpoint_dir} belongs to a different batched run: "
+                    f"its {key} differs; use another checkpoint_dir or delete the checkpoint"
+                )
+        self.load(state)
+        log.info("resumed %d members at epoch %d", len(self.members), self.epoch)
+
+    def snapshot_member(self, k: int) -> None:
+        """What train._Run.checkpoint keeps for a rollback, for member k alone."""
+        m = self.members[k]
+        m.snapshot = {
+            "params": [p[k].detach().clone() for p in self.params],
+            "mean": [a[k].clone() for a in self.mean],
+            "best": [b[k].clone() for b in self.best],
+            "mask_rng": m.mask_rng.get_state(),
+            "len_rng": copy.deepcopy(m.len_rng.bit_generator.state),
+            "progress": asdict(m.progress), "averaging": m.averaging,
+            "average_count": m.average_count,
+        }
+
+    def rollback(self, k: int, reason: str) -> None:
+        """train._Run.rollback for member k: back to its snapshot, on fresh random streams."""
+        m = self.members[k]
+        m.nan_rollbacks += 1
+        if m.nan_rollbacks > self.config.max_nan_rollbacks:
+            raise TrainingDiverged(
+                f"member {k} ({m.arch}, seed {m.seed}): {reason} at epoch "
+                f"{m.progress.epoch + 1} step {m.progress.step}; rolled back "
+                f"{self.config.max_nan_rollbacks} times already (max_nan_rollbacks); lower lr "
+                f"(now {self.config.lr}) or raise clip regularisation"
+            )
+        snap = m.snapshot
+        with torch.no_grad():
+            for targets, saved in ((self.params, snap["params"]), (self.mean, snap["mean"]),
+                                   (self.best, snap["best"])):
+                for target, value in zip(targets, saved):
+                    target[k].copy_(value)
+            self.hidden[k].zero_()  # a loaded run starts from a zero state, as train._Run's
+        m.progress = _Progress(**copy.deepcopy(snap["progress"]))
+        m.averaging, m.average_count = snap["averaging"], snap["average_count"]
+        mask_seed, len_seed = np.random.SeedSequence([m.seed, m.nan_rollbacks]).generate_state(2)
+        m.mask_rng.manual_seed(int(mask_seed))
+        m.len_rng = np.random.default_rng(int(len_seed))
+        log.warning("member %d (%s): %s; rolled back to epoch %d step %d (%d/%d)", k, m.arch,
+                    reason, m.progress.epoch, m.progress.step, m.nan_rollbacks,
+                    self.config.max_nan_rollbacks)
+        self.emit({"kind": "rollback", "member": k, "arch": str(m.arch), "seed": m.seed,
+                   "step": m.progress.step, "epoch": m.progress.epoch + 1,
+                   "nan_rollbacks": float(m.nan_rollbacks)})
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.callback is not None:
+            self.callback(event)
+
+    # -- training ------------------------------------------------------------------------------
+
+    def epoch_done(self, m: _Member) -> bool:
+        limit, p = self.config.max_steps_per_epoch, m.progress
+        return p.row >= self.train_data.size(0) - 2 or (limit is not None and p.epoch_step >= limit)
+
+    def train_step(self) -> None:
+        """One step of every member whose epoch is not over (the others idle)."""
+        config, members = self.config, self.members
+        rows, batch = self.train_data.size(0), config.batch_size
+        active = [not self.epoch_done(m) for m in members]
+        seq_lens = [sample_seq_len(m.len_rng, config.bptt, config.max_seq_len_delta) if a else 0
+                    for m, a in zip(members, active)]
+        lengths = [min(s, rows - 1 - m.progress.row) if a else 1
+                   for m, s, a in zip(members, seq_lens, active)]  # get_batch's clipping
+        steps = max(lengths)
+        like = self.model.embedding
+        masks = _stack_masks([self.member_masks(m, a) for m, a in zip(members, active)])
+        starts = torch.tensor([m.progress.row if a else 0 for m, a in zip(members, active)],
+                              device=self.device)
+        offsets = torch.arange(steps, device=self.device)[:, None]  # (T, 1)
+        rows_in = (starts[None] + offsets).clamp(max=rows - 2)  # (T, K)
+        inputs, targets = self.train_data[rows_in], self.train_data[rows_in + 1]  # (T, K, B)
+        length = torch.tensor(lengths, device=self.device)  # (K,)
+        valid = offsets < length[None]  # (T, K)
+        member_on = torch.tensor(active, device=self.device)
+
+        states = self.model.recurrence(inputs, self.hidden, masks)  # (T, K, B, H)
+        dropped = states if masks.output is None else states * masks.output
+        decoder_in = dropped.detach().requires_grad_()
+        ce_sums = like.new_zeros(len(members))
+        chunk = self.model.chunk_size(steps, batch)
+        for lo in range(0, len(members), chunk):
+            part = slice(lo, min(lo + chunk, len(members)))
+            losses = self.model.token_losses(decoder_in[:, part], targets[:, part], part)
+            losses = torch.where(valid[:, part, None], losses, 0.0)  # (T, k, B)
+            sums = losses.sum(dim=(0, 2))  # (k,)
+            (torch.where(member_on[part], sums / (length[part] * batch), 0.0)).sum().backward()
+            ce_sums[part] = sums.detach()
+        regulariser, regularisers = self._ar_tar(states, dropped, valid, length, member_on)
+        torch.autograd.backward([dropped, regulariser], [decoder_in.grad, None])
+        cross_entropy = ce_sums / (length * batch)  # (K,)
+        # Per member: clip, check, SGD (lr scaled by its own window), average.
+        grad_sq = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in self.params
+                               if p.grad is not None]).sum(0)
+        grad_norm = grad_sq.sqrt()  # (K,)
+        coef = (config.clip / (grad_norm + 1e-6)).clamp(max=1.0)
+        finite = (torch.isfinite(cross_entropy + regularisers) & torch.isfinite(grad_norm)).tolist()
+        bad = [k for k in range(len(members)) if active[k] and not finite[k]]
+        lr = torch.tensor([config.lr * s / config.bptt if a and k not in bad else 0.0
+                           for k, (s, a) in enumerate(zip(seq_lens, active))],
+                          dtype=like.dtype, device=self.device)
+        with torch.no_grad():
+            for p in self.params:
+                assert p.grad is not None
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                grad = torch.where(torch.isfinite(p.grad), p.grad, 0.0) * coef.view(shape)
+                p.sub_(lr.view(shape) * (grad + config.wdecay * p))
+            averaging = [a and m.averaging and k not in bad
+                         for k, (m, a) in enumerate(zip(members, active))]
+            for k, on in enumerate(averaging):
+                if on:
+                    members[k].average_count += 1
+            rate = torch.tensor([1.0 / members[k].average_count if on else 0.0
+                                 for k, on in enumerate(averaging)],
+                                dtype=like.dtype, device=self.device)
+            if any(averaging):
+                for mean, p in zip(self.mean, self.params):
+                    mean.add_((p - mean) * rate.view((-1,) + (1,) * (p.dim() - 1)))
+            ends = states[(length - 1).clamp(min=0), torch.arange(len(members))]  # (K, B, H)
+            keep = member_on.view(-1, 1, 1)
+            self.hidden = torch.where(keep, ends.detach(), self.hidden)
+        for p in self.params:
+            p.grad = None
+        self.steps += 1
+        for k, m in enumerate(members):
+            if not active[k]:
+                continue
+            if k in bad:
+                self.rollback(k, "training loss or gradient norm is not finite")
+                continue
+            progress = m.progress
+            tokens = lengths[k] * batch
+            progress.loss_sum += float(cross_entropy[k]) * tokens
+            progress.loss_tokens += tokens
+            progress.row += seq_lens[k]
+            progress.step += 1
+            progress.epoch_step += 1
+            if (config.checkpoint_every and progress.step % config.checkpoint_every == 0
+                    and not self.epoch_done(m)):
+                self.snapshot_member(k)
+
+    def member_masks(self, m: _Member, active: bool) -> Masks:
+        """The member's masks for this step, from its own generator; idle members draw none."""
+        generator = m.mask_rng if active else torch.Generator(self.device).manual_seed(0)
+        return sample_masks(self.dropouts, self.model.vocab_size, self.model.nhid,
+                            self.config.batch_size, generator, self.model.embedding)
+
+    def _ar_tar(self, states: torch.Tensor, dropped: torch.Tensor, valid: torch.Tensor,
+                length: torch.Tensor,
+                member_on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """AR and TAR, each a mean over the member's own window: (sum over active, per member)."""
+        config = self.config
+        total = states.new_zeros(())
+        per_member = states.new_zeros(states.size(1))  # (K,) detached, for the finiteness check
+        per_element = states.size(2) * states.size(3)  # B * H
+        if config.alpha > 0:
+            sq = torch.where(valid[:, :, None, None], dropped.pow(2), 0.0).sum(dim=(0, 2, 3))
+            ar = config.alpha * sq / (length * per_element)
+            per_member = per_member + ar.detach()
+            total = total + torch.where(member_on, ar, 0.0).sum()
+        if config.beta > 0:
+            pairs = valid[1:, :, None, None]  # both t and t+1 inside the window
+            sq = torch.where(pairs, (states[1:] - states[:-1]).pow(2), 0.0).sum(dim=(0, 2, 3))
+            tar = config.beta * sq / ((length - 1).clamp(min=1) * per_element)
+            per_member = per_member + tar.detach()
+            total = total + torch.where(member_on, tar, 0.0).sum()
+        return total, per_member
+
+    @torch.no_grad()
+    def evaluate(self, data: torch.Tensor) -> list[float]:
+        """Each member's mean cross-entropy on data (rows, B), hidden carried, no dropout."""
+        config, members = self.config, len(self.members)
+        hidden = self.model.init_hidden(data.size(1))
+        totals = torch.zeros(members, dtype=torch.float64, device=data.device)
+        count = 0
+        for i in range(0, data.size(0) - 1, config.bptt):
+            inputs, targets = get_batch(data, i, config.bptt)  # (T, B)
+            expand = (inputs.size(0), members, inputs.size(1))
+            states = self.model.recurrence(inputs[:, None].expand(expand), hidden, None)
+            hidden = states[-1]
+            chunk = self.model.chunk_size(inputs.size(0), inputs.size(1))
+            for lo in range(0, members, chunk):
+                part = slice(lo, min(lo + chunk, members))
+                k = part.stop - part.start
+                losses = self.model.token_losses(
+                    states[:, part], targets[:, None].expand(-1, k, -1), part)
+                totals[part] += losses.sum(dim=(0, 2)).double()
+            count += targets.numel()
+        return (totals / count).tolist()
+
+    def _swap_in(self, values: list[torch.Tensor], which: list[bool]) -> list[torch.Tensor]:
+        """Put values[k] into the parameters of members with which[k]; return the old ones."""
+        saved = [p.detach().clone() for p in self.params]
+        pick = torch.tensor(which, device=self.device)
+        with torch.no_grad():
+            for p, v in zip(self.params, values):
+                p.copy_(torch.where(pick.view((-1,) + (1,) * (p.dim() - 1)), v, p))
+        return saved
+
+    def _restore(self, saved: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, v in zip(self.params, saved):
+                p.copy_(v)
+
+    def validate_epoch(self, started: float) -> None:
+        """train._Run.validate_epoch for every member at once."""
+        config = self.config
+        averaging = [m.averaging for m in self.members]
+        saved = self._swap_in(self.mean, averaging) if any(averaging) else None
+        val_losses = self.evaluate(self.valid_data)
+        if saved is not None:
+            self._restore(saved)
+        epoch = self.epoch + 1
+        records: list[dict[str, Any]] = []
+        ppl: list[float] = []
+        for k, (m, val_loss) in enumerate(zip(self.members, val_losses)):
+            p = m.progress
+            if val_loss < p.best_val_loss:
+                p.best_val_loss = val_loss
+                source = self.mean if m.averaging else self.params
+                with torch.no_grad():
+                    for best, value in zip(self.best, source):
+                        best[k].copy_(value[k])
+            if not m.averaging:
+                if config.asgd and should_switch_to_asgd(p.val_losses, val_loss, config.nonmono):
+                    p.asgd_epoch = epoch
+                    m.averaging, m.average_count = True, 0
+                    with torch.no_grad():
+                        for mean, value in zip(self.mean, self.params):
+                            mean[k].copy_(value[k])
+                    log.info("member %d (%s): averaged SGD after epoch %d", k, m.arch, epoch)
+                p.val_losses.append(val_loss)
+            train_loss = p.loss_sum / max(p.loss_tokens, 1)
+            record = {"epoch": float(epoch), "step": float(p.step), "train_loss": train_loss,
+                      "train_ppl": _perplexity(train_loss), "valid_loss": val_loss,
+                      "valid_ppl": _perplexity(val_loss),
+                      "best_valid_ppl": _perplexity(p.best_val_loss),
+                      "asgd": float(m.averaging)}
+            p.history.append(record)
+            p.epoch, p.epoch_step, p.row = epoch, 0, 0
+            p.loss_sum, p.loss_tokens = 0.0, 0
+            records.append({**record, "arch": str(m.arch), "seed": m.seed})
+            ppl.append(record["valid_ppl"])
+        self.epoch = epoch
+        self.hidden = self.model.init_hidden(config.batch_size)
+        for k in range(len(self.members)):
+            self.snapshot_member(k)
+        self.checkpoint()
+        self.emit({"kind": "epoch", "epoch": epoch, "members": records,
+                   "valid_ppl_min": min(ppl), "valid_ppl_mean": float(np.mean(ppl)),
+                   "valid_ppl_max": max(ppl),
+                   "best_valid_ppl_min": min(_perplexity(m.progress.best_val_loss)
+                                             for m in self.members),
+                   "seconds": time.perf_counter() - started})
+
+    def run(self) -> list[dict[str, Any]]:
+        if self.results is not None:
+            return self.results
+        config = self.config
+        if self.epoch == 0 and self.steps == 0:
+            for k in range(len(self.members)):
+                self.snapshot_member(k)
+        while self.epoch < config.epochs:
+            started = time.perf_counter()
+            while not all(self.epoch_done(m) for m in self.members):
+                self.train_step()
+                if config.checkpoint_every and self.steps % config.checkpoint_every == 0:
+                    self.checkpoint()
+            self.validate_epoch(started)
+        self._swap_in(self.best, [True] * len(self.members))
+        test_losses = self.evaluate(self.test_data)
+        self.results = []
+        for m, test_loss in zip(self.members, test_losses):
+            p = m.progress
+            self.results.append({
+                "arch": str(m.arch),
+                "best_valid_ppl": _perplexity(p.best_val_loss),
+                "final_valid_ppl": p.history[-1]["valid_ppl"],
+                "test_ppl": _perplexity(test_loss),
+                "history": p.history,
+                "asgd_epoch": p.asgd_epoch,
+                "epochs_run": p.epoch,
+                "steps": p.step,
+                "parameters": self.single_parameters,
+                "nan_rollbacks": m.nan_rollbacks,
+            })
+        self.checkpoint()
+        return self.results
+
+
+def train_batched(
+    archs: Sequence[Architecture],
+    corpus: Corpus,
+    config: TrainConfig,
+    seeds: Sequence[int],
+    *,
+    device: str | torch.device = "auto",
+    checkpoint_dir: str | Path | None = None,
+    callback: Callback | None = None,
+    group_size: int | None = None,
+) -> list[TrainResult]:
+    """Train member k = (archs[k], seeds[k]) as `train_architecture` would, all at once.
+
+    Returns one TrainResult per member, in order. `group_size` caps how many members share one
+    batch (memory); groups run one after another, each with its own checkpoint subfolder, and
+    the results do not depend on it. With `checkpoint_dir`, every epoch (and every
+    `config.checkpoint_every` batched steps) is checkpointed atomically and a rerun resumes.
+    """
+    archs, seeds = list(archs), [int(s) for s in seeds]
+    if not archs:
+        raise ValueError("train_batched needs at least one architecture")
+    if len(archs) != len(seeds):
+        raise ValueError(f"{len(archs)} architectures but {len(seeds)} seeds: one seed per member")
+    sizes = {a.n_nodes for a in archs}
+    if len(sizes) > 1:
+        raise ValueError(f"members must have the same number of nodes, got {sorted(sizes)}")
+    if group_size is not None and group_size < 1:
+        raise ValueError(f"group_size must be >= 1 or None, got {group_size}")
+    size = len(archs) if group_size is None else group_size
+    dev = resolve_device(device)
+    results: list[TrainResult] = []
+    for g, lo in enumerate(range(0, len(archs), size)):
+        started = time.perf_counter()
+        folder = None
+        if checkpoint_dir is not None:
+            folder = Path(checkpoint_dir) if size >= len(archs) else \
+                Path(checkpoint_dir) / f"group-{g:03d}"
+        batch = _Batch(archs[lo : lo + size], seeds[lo : lo + size], corpus, config, dev, folder,
+                       callback)
+        batch.resume()
+        records = batch.run()
+        seconds = time.perf_counter() - started
+        results += [TrainResult(**record, seconds=seconds) for record in records]
+    return results
