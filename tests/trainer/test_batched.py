@@ -167,3 +167,42 @@ def test_bad_members_are_named() -> None:
         train_batched([], CORPUS, CONFIG, [], device="cpu")
     with pytest.raises(ValueError, match="group_size must be >= 1"):
         train_batched(ARCHS, CORPUS, CONFIG, SEEDS, device="cpu", group_size=0)
+
+
+def test_a_nan_member_rolls_back_alone_exactly_as_its_own_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-finite loss on member 1's 5th step: it rolls back as train_architecture does (to
+    its last snapshot, on reseeded streams); the other members do not notice."""
+    from naseval.trainer import batched as batched_module
+    from naseval.trainer import train as train_module
+
+    original_ar_tar = batched_module._Batch._ar_tar
+    calls = {"batched": 0, "alone": 0}
+
+    def poisoned_ar_tar(self: Any, *args: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        total, per_member = original_ar_tar(self, *args)
+        calls["batched"] += 1
+        if calls["batched"] == 5:
+            per_member = per_member.clone()
+            per_member[1] = math.nan
+        return total, per_member
+
+    monkeypatch.setattr(batched_module._Batch, "_ar_tar", poisoned_ar_tar)
+    events: list[dict[str, Any]] = []
+    batched = train_batched(ARCHS, CORPUS, CONFIG, SEEDS, device="cpu", callback=events.append)
+    assert [(e["kind"], e.get("member")) for e in events][0] == ("rollback", 1)
+    assert [r.nan_rollbacks for r in batched] == [0, 1, 0, 0]
+    for k in (0, 2, 3):
+        _assert_same_run(batched[k], train_architecture(ARCHS[k], CORPUS, CONFIG, seed=SEEDS[k],
+                                                        device="cpu"))
+    original_loss = train_module.training_loss
+
+    def poisoned_loss(*args: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, cross_entropy = original_loss(*args)
+        calls["alone"] += 1
+        return (loss * math.nan if calls["alone"] == 5 else loss), cross_entropy
+
+    monkeypatch.setattr(train_module, "training_loss", poisoned_loss)
+    alone = train_architecture(ARCHS[1], CORPUS, CONFIG, seed=SEEDS[1], device="cpu")
+    assert alone.nan_rollbacks == 1
+    _assert_same_run(batched[1], alone)

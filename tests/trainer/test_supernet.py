@@ -147,7 +147,7 @@ def test_folded_mixture_equals_the_darts_reference(sharing: str, batchnorm: bool
     space = Space(3)
     logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     results = []
-    for run in ("folded", "reference"):
+    for run in ("folded", "reference", "reference, matmul per op"):
         lm = _lm(space, sharing, batchnorm)
         weights = torch.softmax(logits, -1).requires_grad_()
         tokens, hidden = _inputs()
@@ -155,13 +155,15 @@ def test_folded_mixture_equals_the_darts_reference(sharing: str, batchnorm: bool
         if run == "folded":
             out = lm.forward_mixture(tokens[:-1], hidden, weights, masks)
         else:
-            out = reference_mixture(lm, tokens[:-1], hidden, weights, masks)
+            out = reference_mixture(lm, tokens[:-1], hidden, weights, masks,
+                                    matmul_per_op=run.endswith("per op"))
         lm_loss(out, tokens[1:], alpha=0.2, beta=0.3)[0].backward()
         results.append((out.logits, _grads(lm), weights.grad))
-    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=1e-12)
-    for name, grad in results[0][1].items():
-        torch.testing.assert_close(grad, results[1][1][name], rtol=1e-9, atol=1e-12)
-    torch.testing.assert_close(results[0][2], results[1][2], rtol=1e-9, atol=1e-12)
+    for other in results[1:]:
+        torch.testing.assert_close(results[0][0], other[0], rtol=0, atol=1e-12)
+        for name, grad in results[0][1].items():
+            torch.testing.assert_close(grad, other[1][name], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(results[0][2], other[2], rtol=1e-9, atol=1e-12)
 
 
 def test_mixture_over_an_op_subset_uses_the_spaces_op_order() -> None:

@@ -16,11 +16,26 @@ from naseval.trainer.model import ACTIVATIONS, LMOutput, Masks
 from naseval.trainer.supernet import BN_EPS, BN_MOMENTUM, SharedLM, alpha_row
 
 
+def _node_matmul(lm: SharedLM, masked: torch.Tensor, j: int, op_index: int) -> torch.Tensor:
+    """[c, h'] (j, B, 2H) of node j from its masked predecessor states (j, B, H)."""
+    hid, k, r0 = lm.nhid, len(lm.ops), alpha_row(j, 0)
+    if lm.sharing == "node":
+        return masked.view(-1, hid).mm(lm.ws[j - 1]).view(j, -1, 2 * hid)
+    if lm.sharing == "edge":
+        return torch.bmm(masked, lm.ws[r0 : r0 + j])
+    return torch.bmm(masked, lm.ws[r0 * k + op_index : (r0 + j) * k : k])
+
+
 def reference_mixture(lm: SharedLM, tokens: torch.Tensor, hidden: torch.Tensor,
-                      weights: torch.Tensor, masks: Masks | None = None) -> LMOutput:
-    """`lm.forward_mixture` computed the DARTS way, from `lm`'s own parameters."""
+                      weights: torch.Tensor, masks: Masks | None = None,
+                      matmul_per_op: bool = False) -> LMOutput:
+    """`lm.forward_mixture` computed the DARTS way, from `lm`'s own parameters.
+
+    `matmul_per_op` repeats the node matmul for every op (the textbook mixture, each op a full
+    edge of its own) instead of sharing it between the ops as DARTS does; same numbers.
+    """
     lm.check_weights(weights)
-    hid, k = lm.nhid, len(lm.ops)
+    hid = lm.nhid
 
     def bn(s: torch.Tensor) -> torch.Tensor:
         if not lm.batchnorm:
@@ -36,6 +51,7 @@ def reference_mixture(lm: SharedLM, tokens: torch.Tensor, hidden: torch.Tensor,
         x = x * masks.input
     mask_x = masks.x if masks is not None else None
     mask_h = masks.h if masks is not None else None
+    shared_matmul = lm.sharing != "edge-op" and not matmul_per_op  # DARTS: one per node
     outputs = []
     for t in range(tokens.size(0)):
         x_t = x[t] * mask_x if mask_x is not None else x[t]
@@ -46,14 +62,10 @@ def reference_mixture(lm: SharedLM, tokens: torch.Tensor, hidden: torch.Tensor,
         for j in range(1, lm.n_nodes + 1):
             r0 = alpha_row(j, 0)
             masked = states * mask_h if mask_h is not None else states
-            if lm.sharing == "node":  # DARTS: one matmul per node, shared by the ops
-                ch = masked.view(-1, hid).mm(lm.ws[j - 1]).view(j, -1, 2 * hid)
-            elif lm.sharing == "edge":
-                ch = torch.bmm(masked, lm.ws[r0 : r0 + j])  # (j, B, 2H)
             s = torch.zeros_like(s0)
             for op_index, op in enumerate(lm.ops):
-                if lm.sharing == "edge-op":  # each op has its own matrices
-                    ch = torch.bmm(masked, lm.ws[r0 * k + op_index : (r0 + j) * k : k])
+                if op_index == 0 or not shared_matmul:
+                    ch = _node_matmul(lm, masked, j, op_index)  # (j, B, 2H)
                 c, h = torch.split(ch, hid, dim=-1)
                 unweighted = states + c.sigmoid() * (ACTIVATIONS[op](h) - states)
                 s = s + torch.sum(weights[r0 : r0 + j, op_index, None, None] * unweighted, dim=0)
