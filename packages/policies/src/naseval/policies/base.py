@@ -148,6 +148,19 @@ def check_rng(rng: Any) -> np.random.Generator:
     return rng
 
 
+SINGLE_PATH_MEMBERS = ("steps_per_epoch", "train_shared", "evaluate", "parameters")
+MIXTURE_MEMBERS = ("steps_per_epoch", "train_shared", "mixture_loss", "parameters")
+
+
+def check_env(env: Any, members: tuple[str, ...] = ()) -> None:
+    """Raise a TypeError naming the SearchEnv members `env` lacks (`space` always needed)."""
+    missing = [name for name in ("space", *members) if not hasattr(env, name)]
+    if missing:
+        raise TypeError(
+            f"env {type(env).__name__} lacks {', '.join(missing)} of the SearchEnv protocol"
+        )
+
+
 def check_budget(budget: Any) -> Budget:
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a naseval.policies.Budget, got {budget!r}")

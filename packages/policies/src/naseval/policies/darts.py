@@ -17,16 +17,17 @@ import numpy as np
 import torch
 
 from naseval.policies.base import (
+    MIXTURE_MEMBERS,
     Budget,
     SearchCallback,
     SearchResult,
     check_budget,
+    check_env,
     check_positive,
     check_rng,
     draw_seed,
     emit,
     env_device,
-    torch_seeded,
 )
 from naseval.policies.env import SearchEnv
 from naseval.space import Architecture, Space
@@ -177,6 +178,7 @@ class DartsPolicy:
         callback: SearchCallback | None = None,
     ) -> SearchResult:
         check_budget(budget)
+        check_env(env, MIXTURE_MEMBERS)
         check_rng(rng)
         c = self.config
         space = env.space
@@ -184,9 +186,10 @@ class DartsPolicy:
         device = env_device(env)
         dtype = next(iter(env.parameters()), torch.empty(0)).dtype
         rows = space.n_nodes * (space.n_nodes + 1) // 2
-        with torch_seeded(draw_seed(rng), device):
-            alpha = c.init_scale * torch.randn(rows, len(space.ops), dtype=dtype, device=device)
-        alpha.requires_grad_(True)
+        # Drawn on the CPU, so a seed gives the same alpha on every device.
+        generator = torch.Generator().manual_seed(draw_seed(rng))
+        noise = torch.randn(rows, len(space.ops), generator=generator, dtype=dtype)
+        alpha = (c.init_scale * noise).to(device).requires_grad_(True)
         self.alpha = alpha
         optimizer = torch.optim.Adam(
             [alpha], lr=c.arch_lr, betas=c.arch_betas, weight_decay=c.arch_weight_decay

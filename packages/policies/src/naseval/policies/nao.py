@@ -18,11 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from naseval.policies.base import (
+    SINGLE_PATH_MEMBERS,
     Budget,
     SearchCallback,
     SearchResult,
     check_budget,
     check_count,
+    check_env,
     check_positive,
     check_rng,
     draw_seed,
@@ -376,6 +378,7 @@ class NaoPolicy:
         callback: SearchCallback | None = None,
     ) -> SearchResult:
         check_budget(budget)
+        check_env(env, SINGLE_PATH_MEMBERS)
         check_rng(rng)
         c = self.config
         space = env.space

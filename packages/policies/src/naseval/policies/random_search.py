@@ -8,11 +8,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from naseval.policies.base import (
+    SINGLE_PATH_MEMBERS,
     Budget,
     SearchCallback,
     SearchResult,
     check_budget,
     check_count,
+    check_env,
     check_rng,
     emit,
 )
@@ -48,6 +50,7 @@ class RandomPolicy:
         callback: SearchCallback | None = None,
     ) -> SearchResult:
         check_budget(budget)
+        check_env(env)
         arch = env.space.sample(check_rng(rng))
         history: list[dict[str, Any]] = []
         emit(history, {"epoch": 0, "sampled": [str(arch)]}, callback)
@@ -98,6 +101,7 @@ class RandomWSPolicy:
         callback: SearchCallback | None = None,
     ) -> SearchResult:
         check_budget(budget)
+        check_env(env, SINGLE_PATH_MEMBERS)
         check_rng(rng)
         space = env.space
         steps = budget.steps(env)

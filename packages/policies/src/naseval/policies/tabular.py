@@ -246,6 +246,7 @@ class ToyMixtureEnv:
         mu: float = 1.0,
         steps_per_epoch: int = 10,
         dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
     ) -> None:
         self._space = _check_space(space)
         rng = np.random.default_rng(seed)
@@ -267,8 +268,10 @@ class ToyMixtureEnv:
         for j, node in enumerate(self.optimum.nodes, start=1):
             target[_alpha_row(j, node.pred)] = np.eye(k)[space.ops.index(node.op)]
         self.target = target  # (rows, K)
-        self._target = torch.as_tensor(target, dtype=dtype)
-        self.theta = torch.nn.Parameter(torch.as_tensor(rng.normal(0, 0.1, (rows, k)), dtype=dtype))
+        self._target = torch.as_tensor(target, dtype=dtype, device=device)
+        self.theta = torch.nn.Parameter(
+            torch.as_tensor(rng.normal(0, 0.1, (rows, k)), dtype=dtype, device=device)
+        )
 
     @property
     def space(self) -> Space:
@@ -279,13 +282,15 @@ class ToyMixtureEnv:
         return self._steps_per_epoch
 
     def _one_hot(self, arch: Architecture) -> torch.Tensor:
-        return torch.as_tensor(arch.to_alpha(self._space.ops), dtype=self.theta.dtype)
+        return torch.as_tensor(
+            arch.to_alpha(self._space.ops), dtype=self.theta.dtype, device=self.theta.device
+        )
 
     def _loss(self, w: torch.Tensor, theta: torch.Tensor, split: str) -> torch.Tensor:
         if split == "train":
             return ((theta - w) ** 2).sum()
         if split == "valid":
-            t = self._target.to(w.device)
+            t = self._target
             return ((theta - t) ** 2).sum() + self.mu * ((w - t) ** 2).sum()
         raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
 
@@ -305,7 +310,7 @@ class ToyMixtureEnv:
         losses = []
         for _ in range(steps):
             if weights is not None:
-                w = weights.detach().to(self.theta.dtype)
+                w = weights.detach().to(self.theta)
             else:
                 w = self._one_hot(arch if arch is not None else self._space.sample(self._rng))
             loss = self._loss(w, self.theta, "train")
