@@ -206,3 +206,14 @@ def test_a_nan_member_rolls_back_alone_exactly_as_its_own_run(
     alone = train_architecture(ARCHS[1], CORPUS, CONFIG, seed=SEEDS[1], device="cpu")
     assert alone.nan_rollbacks == 1
     _assert_same_run(batched[1], alone)
+
+
+@pytest.mark.cuda
+def test_batched_matches_separate_runs_on_cuda() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    torch.set_default_dtype(torch.float32)
+    batched = train_batched(ARCHS, CORPUS, CONFIG, SEEDS, device="cuda")
+    for k in range(len(ARCHS)):
+        alone = train_architecture(ARCHS[k], CORPUS, CONFIG, seed=SEEDS[k], device="cuda")
+        _assert_same_run(batched[k], alone, rel=1e-3)

@@ -379,3 +379,29 @@ def test_nonfinite_loss_is_an_error() -> None:
         net.model.ws.fill_(np.nan)
     with pytest.raises(FloatingPointError, match="training loss is nan at step 0"):
         net.train_shared()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode", ["single", "mixture"])
+def test_supernet_on_cuda(mode: str, tmp_path: pytest.TempPathFactory) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    lm = SharedLM(Space(3), VOCAB, HID, "edge", batchnorm=mode == "mixture",
+                  dropouts=DROPOUTS).cuda()
+    tokens, hidden = _inputs()
+    tokens, hidden = tokens.cuda(), hidden.float().cuda()
+    weights = torch.softmax(torch.randn(6, 4), -1).cuda()
+    masks = lm.sample_masks(3, torch.Generator("cuda").manual_seed(0))
+    folded = lm.forward_mixture(tokens[:-1], hidden, weights, masks).logits
+    reference = reference_mixture(lm, tokens[:-1], hidden, weights, masks).logits
+    torch.testing.assert_close(folded, reference, rtol=1e-5, atol=1e-5)
+    net = Supernet(SPACE, CORPUS, CONFIG, mode=mode, device="cuda")  # type: ignore[arg-type]
+    net.train_shared(steps=3)
+    net.train_shared(weights=torch.full((3, 4), 0.25), steps=2)
+    arch = SPACE.at(5)
+    assert net.evaluate(arch, 2) == net.evaluate(arch, 2)
+    path = net.save(tmp_path / "cuda.pt")  # type: ignore[operator]
+    expected = [net.train_shared(steps=2), net.evaluate(arch, 2)]
+    resumed = Supernet(SPACE, CORPUS, CONFIG, mode=mode, device="cuda")  # type: ignore[arg-type]
+    resumed.load(path)
+    assert [resumed.train_shared(steps=2), resumed.evaluate(arch, 2)] == expected

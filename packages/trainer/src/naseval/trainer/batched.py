@@ -411,6 +411,7 @@ class _Batch:
         for p in self.params:
             p.grad = None
         self.steps += 1
+        ce_values = cross_entropy.tolist()  # one device sync, not one per member
         for k, m in enumerate(members):
             if not active[k]:
                 continue
@@ -419,7 +420,7 @@ class _Batch:
                 continue
             progress = m.progress
             tokens = lengths[k] * batch
-            progress.loss_sum += float(cross_entropy[k]) * tokens
+            progress.loss_sum += ce_values[k] * tokens
             progress.loss_tokens += tokens
             progress.row += seq_lens[k]
             progress.step += 1

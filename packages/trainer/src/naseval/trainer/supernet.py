@@ -476,8 +476,8 @@ class Supernet:
                              f"{[mine[k] for k in differ]}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self._mask_gen.set_state(state["mask_gen"])
-        self._peek_gen.set_state(state["peek_gen"])
+        self._mask_gen.set_state(state["mask_gen"].cpu())
+        self._peek_gen.set_state(state["peek_gen"].cpu())
         self._bptt_rng.bit_generator.state = state["bptt_rng"]
         self._path_rng.bit_generator.state = state["path_rng"]
         cursors = state["cursors"]
@@ -504,7 +504,7 @@ class Supernet:
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a state written by `save` into this (identically constructed) supernet."""
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
 
     def _identity(self) -> dict[str, Any]:
         return {"space": self._space.to_dict(), "sharing": self.sharing, "mode": self.mode,
