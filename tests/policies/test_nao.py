@@ -102,3 +102,13 @@ def test_nao_pool_larger_than_the_space_is_rejected():
 def test_nao_invalid_settings_name_the_field(settings, field):
     with pytest.raises(ValueError, match=f"NaoConfig.{field}"):
         NaoConfig(**settings)
+
+
+def test_nao_respects_a_fixed_prefix():
+    fixed = Architecture.parse("tanh:0 relu:1")
+    space = Space(4, fixed=fixed)  # 12 * 16 = 192 cells
+    env = TabularEnv(space, {arch: 60.0 + i for i, arch in enumerate(space)})
+    config = NaoConfig(seed_pool=20, new_archs=5, random_archs=3, top_k=5, epd_epochs=5)
+    result = NaoPolicy(config).search(env, Budget(epochs=2, eval_every=1), np.random.default_rng(0))
+    assert all(arch in space for arch, _ in result.ranking)
+    assert all(a.nodes[:2] == fixed.nodes for a, _ in result.ranking)

@@ -96,3 +96,26 @@ def test_toy_env_weight_training_reaches_the_inner_optimum():
     # L_train = sum (theta - w)^2 has its minimum at theta = w
     assert torch.allclose(env.theta.detach(), weights, atol=1e-8)
     assert float(env.mixture_loss(weights, "train").detach()) < 1e-12
+
+
+def test_tabular_env_from_ground_truth_records():
+    space = Space(2)
+    records = [
+        {"architecture": "tanh:0 relu:1", "seed": 0, "valid_ppl": 80.0},
+        {"architecture": "tanh:0 relu:1", "seed": 1, "valid_ppl": 90.0},
+        {"architecture": "relu:0 relu:0", "seed": 0, "valid_ppl": None},  # diverged
+        {"architecture": "relu:0 relu:1", "seed": 0, "valid_ppl": 70.0, "test_ppl": 68.0},
+    ]
+    env = TabularEnv.from_records(space, records, noise=0.0)
+    assert env.evaluate(Architecture.parse("tanh:0 relu:1")) == 85.0
+    assert env.evaluate(Architecture.parse("relu:0 relu:1")) == 70.0
+    with pytest.raises(ValueError, match="not in the table"):
+        env.evaluate(Architecture.parse("relu:0 relu:0"))
+    assert (
+        TabularEnv.from_records(space, records, value="test_ppl").true_ppl(
+            Architecture.parse("relu:0 relu:1")
+        )
+        == 68.0
+    )
+    with pytest.raises(ValueError, match="record 0 has no 'architecture'"):
+        TabularEnv.from_records(space, [{"valid_ppl": 1.0}])

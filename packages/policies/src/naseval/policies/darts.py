@@ -116,12 +116,26 @@ def darts_hypergradient(
     The Hessian-vector product is taken at w, as in the paper's eq. 7 (architect.py's rnn
     version perturbs w' instead, which differs by O(xi)); the weights are restored on return.
     """
+    return _hypergradient(env, alpha, second_order, xi, weight_decay, clip, hvp_r)[0]
+
+
+def _hypergradient(
+    env: SearchEnv,
+    alpha: torch.Tensor,
+    second_order: bool,
+    xi: float,
+    weight_decay: float,
+    clip: float | None,
+    hvp_r: float,
+) -> tuple[torch.Tensor, float]:
+    """`darts_hypergradient` and the validation loss it differentiated (at w or at w')."""
     alpha = alpha.detach().requires_grad_(True)
     weights = torch.softmax(alpha, dim=-1)
     params = [p for p in env.parameters() if p.requires_grad]
     if not second_order or not params:
-        (grad,) = torch.autograd.grad(env.mixture_loss(weights, "valid"), [alpha])
-        return grad.detach()
+        valid_loss = env.mixture_loss(weights, "valid")
+        (grad,) = torch.autograd.grad(valid_loss, [alpha])
+        return grad.detach(), float(valid_loss.detach())
 
     original = [p.detach().clone() for p in params]
     try:
@@ -138,14 +152,14 @@ def darts_hypergradient(
 
         norm = _norm(vector)
         if norm == 0.0:
-            return grad_alpha.detach()
+            return grad_alpha.detach(), float(valid_loss.detach())
         r = hvp_r / norm
         _set_(params, [w + r * v for w, v in zip(original, vector)])
         (grad_plus,) = _grads(env.mixture_loss(torch.softmax(alpha, -1), "train"), [alpha])
         _set_(params, [w - r * v for w, v in zip(original, vector)])
         (grad_minus,) = _grads(env.mixture_loss(torch.softmax(alpha, -1), "train"), [alpha])
         implicit = (grad_plus - grad_minus) / (2 * r)
-        return (grad_alpha - xi * implicit).detach()
+        return (grad_alpha - xi * implicit).detach(), float(valid_loss.detach())
     finally:
         _set_(params, original)
 
@@ -198,17 +212,10 @@ class DartsPolicy:
         for epoch in range(1, budget.epochs + 1):
             train_losses, valid_losses = [], []
             for _ in range(steps):
-                with torch.no_grad():
-                    valid_losses.append(float(env.mixture_loss(torch.softmax(alpha, -1), "valid")))
-                grad = darts_hypergradient(
-                    env,
-                    alpha,
-                    second_order=c.second_order,
-                    xi=c.xi,
-                    weight_decay=c.weight_decay,
-                    clip=c.clip,
-                    hvp_r=c.hvp_r,
+                grad, valid_loss = _hypergradient(
+                    env, alpha, c.second_order, c.xi, c.weight_decay, c.clip, c.hvp_r
                 )
+                valid_losses.append(valid_loss)
                 optimizer.zero_grad()
                 alpha.grad = grad
                 optimizer.step()
@@ -220,6 +227,7 @@ class DartsPolicy:
                 {
                     "epoch": epoch,
                     "train_loss": float(np.mean(train_losses)),
+                    # what the alpha steps differentiated: L_valid at w (first order) or w'
                     "valid_loss": float(np.mean(valid_losses)),
                     "alpha": alpha.detach().cpu().double().tolist(),
                     "weights": weights.cpu().double().tolist(),

@@ -132,6 +132,29 @@ class TabularEnv:
         self._edge_scores: np.ndarray | None = None
         self._mean_log_ppl = 0.0
 
+    @classmethod
+    def from_records(
+        cls,
+        space: Space,
+        records: Iterable[Mapping[str, Any]],
+        value: str = "valid_ppl",
+        **kwargs: Any,
+    ) -> TabularEnv:
+        """A table from ground-truth records like `{"architecture": "tanh:0 relu:1", value: ppl}`
+        (what `nas run ground-truth` writes). Records of one architecture (several seeds) are
+        averaged; records whose value is missing or not finite (diverged runs) are skipped."""
+        sums: dict[Architecture, list[float]] = {}
+        for k, record in enumerate(records):
+            if "architecture" not in record:
+                raise ValueError(f"record {k} has no 'architecture' field: {dict(record)!r}")
+            arch = Architecture.parse(record["architecture"])
+            ppl = record.get(value)
+            if isinstance(ppl, int | float) and math.isfinite(ppl):
+                sums.setdefault(arch, []).append(float(ppl))
+        if not sums:
+            raise ValueError(f"no record has a finite {value!r}")
+        return cls(space, {arch: float(np.mean(v)) for arch, v in sums.items()}, **kwargs)
+
     @property
     def space(self) -> Space:
         return self._space
