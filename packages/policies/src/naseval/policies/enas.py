@@ -119,14 +119,17 @@ class EnasController(nn.Module):
         return c.tanh_constant * torch.tanh(head(x).squeeze(0) / c.temperature)
 
     def run(
-        self, rng: np.random.Generator | None = None, arch: Architecture | None = None
+        self,
+        rng: np.random.Generator | None = None,
+        arch: Architecture | None = None,
+        greedy: bool = False,
     ) -> tuple[Architecture, torch.Tensor, torch.Tensor]:
-        """Sample an architecture (with `rng`) or score the given one.
+        """Sample a cell (with `rng`), score the given `arch`, or decode `greedy`-ly.
 
         Returns (architecture, log-probability, entropy summed over the decisions).
         """
-        if (rng is None) == (arch is None):
-            raise ValueError("run needs exactly one of rng (to sample) or arch (to score)")
+        if sum([rng is not None, arch is not None, greedy]) != 1:
+            raise ValueError("run needs exactly one of rng (sample), arch (score) or greedy")
         device = self.start.device
         hidden = self.config.lstm_size
         h = [torch.zeros(1, hidden, device=device) for _ in self.cells]
@@ -148,9 +151,10 @@ class EnasController(nn.Module):
                 if arch is not None:
                     node = arch.nodes[j - 1]
                     index = node.pred if kind == "pred" else self.space.ops.index(node.op)
-                else:
-                    assert rng is not None
+                elif rng is not None:
                     index = sample_index(logp.exp(), rng)
+                else:
+                    index = int(torch.argmax(logp))
                 log_prob = log_prob + logp[index]
                 entropy = entropy - (logp.exp() * logp).sum()
                 choice[kind] = index
@@ -167,26 +171,7 @@ class EnasController(nn.Module):
     @torch.no_grad()
     def most_likely(self) -> Architecture:
         """Greedy decoding: the most probable choice at every decision."""
-        device = self.start.device
-        hidden = self.config.lstm_size
-        h = [torch.zeros(1, hidden, device=device) for _ in self.cells]
-        c = [torch.zeros(1, hidden, device=device) for _ in self.cells]
-        x: torch.Tensor = self.start
-        nodes = list(self.space.fixed.nodes) if self.space.fixed is not None else []
-        for k, _ in enumerate(self.free_nodes):
-            choice = []
-            for head, embedding in (
-                (self.pred_heads[k], self.pred_embedding),
-                (self.op_heads[k], self.op_embedding),
-            ):
-                for layer, cell in enumerate(self.cells):
-                    h[layer], c[layer] = cell(x, (h[layer], c[layer]))
-                    x = h[layer]
-                index = int(torch.argmax(self._logits(head, x)))
-                choice.append(index)
-                x = embedding(torch.tensor([index], device=device))
-            nodes.append(Node(choice[0], self.space.ops[choice[1]]))
-        return Architecture(tuple(nodes))
+        return self.run(greedy=True)[0]
 
 
 class EnasPolicy:
