@@ -112,3 +112,12 @@ def test_nao_respects_a_fixed_prefix():
     result = NaoPolicy(config).search(env, Budget(epochs=2, eval_every=1), np.random.default_rng(0))
     assert all(arch in space for arch, _ in result.ranking)
     assert all(a.nodes[:2] == fixed.nodes for a, _ in result.ranking)
+
+
+def test_nao_warns_when_the_budget_leaves_no_round_for_the_epd(caplog):
+    env = TabularEnv(Space(2), {arch: 50.0 + i for i, arch in enumerate(Space(2))})
+    policy = make_policy("nao", small_space=True)
+    with caplog.at_level("WARNING", logger="naseval.policies.nao"):
+        result = policy.search(env, Budget(epochs=2), np.random.default_rng(0))
+    assert "the EPD never runs" in caplog.text
+    assert len(result.ranking) == 6 and "epd_mse" not in result.history[-1]

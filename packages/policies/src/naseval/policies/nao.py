@@ -9,6 +9,7 @@ supernet is refreshed with them every round (renqianluo/NAO NAO-WS/rnn).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -36,6 +37,8 @@ from naseval.policies.env import SearchEnv
 from naseval.space import Architecture, Node, Space
 
 SOS = 0  # start-of-sequence token of the decoder (NAO: SOS_ID = 0)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,13 @@ class NaoPolicy:
         steps = budget.steps(env)
         eval_every = budget.eval_every or c.eval_every
         epd_epochs = budget.controller_steps or c.epd_epochs
+        if budget.epochs <= eval_every:
+            logger.warning(
+                "NAO: %d epochs with a pool evaluation every %d: the EPD never runs and the "
+                "result is the best of a random pool; lower Budget.eval_every",
+                budget.epochs,
+                eval_every,
+            )
         device = env_device(env)
         epd, optimizer = self.build_epd(space, rng, device)
         self.epd = epd
