@@ -121,3 +121,9 @@ def test_nao_warns_when_the_budget_leaves_no_round_for_the_epd(caplog):
         result = policy.search(env, Budget(epochs=2), np.random.default_rng(0))
     assert "the EPD never runs" in caplog.text
     assert len(result.ranking) == 6 and "epd_mse" not in result.history[-1]
+
+
+def test_normalised_scores_are_min_max_and_survive_divergence():
+    assert normalise_scores(np.array([60.0, 80.0, 100.0])).tolist() == [0.0, 0.5, 1.0]
+    assert normalise_scores(np.array([60.0, np.inf, 100.0, np.nan])).tolist() == [0, 1, 1, 1]
+    assert normalise_scores(np.array([5.0, 5.0])).tolist() == [0.5, 0.5]

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from naseval.policies import Budget, RandomPolicy, RandomWSPolicy, TabularEnv, make_policy
+from naseval.policies import (
+    Budget,
+    RandomPolicy,
+    RandomWSPolicy,
+    SearchResult,
+    TabularEnv,
+    make_policy,
+)
 from naseval.space import Architecture, Space
 
 
@@ -78,3 +86,22 @@ def test_random_rejects_a_plain_seed(space4, table4):
     with pytest.raises(TypeError, match="numpy Generator"):
         RandomPolicy().search(TabularEnv(space4, table4), Budget(epochs=1), 0)  # type: ignore[arg-type]
     assert isinstance(Architecture.parse("tanh:0"), Architecture)
+
+
+def test_random_ws_ranks_diverged_cells_last_and_serialises_them_as_null():
+    space = Space(2)
+    table = {arch: 50.0 + i for i, arch in enumerate(space)}
+    worst = space.at(0)
+
+    class Diverging(TabularEnv):  # the supernet's evaluate can overflow to inf
+        def evaluate(self, arch: Architecture, batches: int = 1, offset: int = 0) -> float:
+            return float("inf") if arch == worst else super().evaluate(arch, batches, offset)
+
+    env = Diverging(space, table)
+    result = RandomWSPolicy().search(
+        env, Budget(epochs=1, steps_per_epoch=1, final_samples=32), np.random.default_rng(0)
+    )
+    assert result.ranking[-1][0] == worst and result.arch == space.at(1)
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["ranking"][-1] == [str(worst), None]
+    assert SearchResult.from_dict(data).ranking[-1][1] == float("inf")

@@ -105,7 +105,8 @@ class SearchResult:
             "arch": str(self.arch),
             "genotype": self.arch.to_genotype(),
             "score": self.score,
-            "ranking": [[str(arch), float(score)] for arch, score in self.ranking],
+            # non-finite scores (diverged evaluations) become null: strict JSON has no inf
+            "ranking": [[str(arch), _json_number(score)] for arch, score in self.ranking],
             "history": self.history,
         }
 
@@ -114,7 +115,10 @@ class SearchResult:
         return cls(
             policy=data["policy"],
             arch=Architecture.parse(data["arch"]),
-            ranking=[(Architecture.parse(a), float(s)) for a, s in data["ranking"]],
+            ranking=[
+                (Architecture.parse(a), math.inf if s is None else float(s))
+                for a, s in data["ranking"]
+            ],
             score=data["score"],
             history=list(data.get("history", [])),
         )
@@ -197,6 +201,17 @@ def sample_index(probs: torch.Tensor, rng: np.random.Generator) -> int:
     p = probs.detach().double().cpu().numpy()
     p = p / p.sum()
     return int(rng.choice(len(p), p=p))
+
+
+def rank_by_perplexity(
+    scored: list[tuple[Architecture, float]],
+) -> list[tuple[Architecture, float]]:
+    """Best (lowest perplexity) first, stable; NaN and inf (diverged evaluations) go last."""
+    return sorted(scored, key=lambda pair: pair[1] if math.isfinite(pair[1]) else math.inf)
+
+
+def _json_number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def emit(

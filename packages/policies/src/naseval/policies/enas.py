@@ -30,6 +30,7 @@ from naseval.policies.base import (
     draw_seed,
     emit,
     env_device,
+    rank_by_perplexity,
     sample_index,
     torch_seeded,
 )
@@ -283,7 +284,7 @@ class EnasPolicy:
         scored = [
             (a, float(env.evaluate(a, batches=c.final_batches, offset=0))) for a in candidates
         ]
-        ranking = sorted(scored, key=lambda pair: pair[1])
+        ranking = rank_by_perplexity(scored)
         emit(
             history,
             {

@@ -31,6 +31,7 @@ from naseval.policies.base import (
     draw_seed,
     emit,
     env_device,
+    rank_by_perplexity,
     torch_seeded,
 )
 from naseval.policies.env import SearchEnv
@@ -319,8 +320,15 @@ class EncoderPredictorDecoder(nn.Module):
 
 
 def normalise_scores(values: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1] (NAO utils normalize_target); all equal -> all 0.5."""
+    """Min-max to [0, 1] (NAO utils normalize_target); all equal -> all 0.5.
+
+    Non-finite values (diverged evaluations) count as the worst finite one.
+    """
     values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.full_like(values, 0.5)
+    values = np.where(finite, values, values[finite].max())
     span = values.max() - values.min()
     return np.full_like(values, 0.5) if span == 0 else (values - values.min()) / span
 
@@ -421,9 +429,8 @@ class NaoPolicy:
                     emit(history, entry, callback)
             # Score the pool on the same validation minibatch(es), best (lowest ppl) first.
             scores = [float(env.evaluate(a, batches=c.eval_batches, offset=0)) for a in pool]
-            order = np.argsort(scores, kind="stable")
-            pool = [pool[i] for i in order]
-            scores = [scores[i] for i in order]
+            ranked = rank_by_perplexity(list(zip(pool, scores)))
+            pool, scores = [a for a, _ in ranked], [s for _, s in ranked]
             entry["pool"] = [[str(a), s] for a, s in zip(pool, scores)]
             if epoch >= budget.epochs:
                 emit(history, entry, callback)

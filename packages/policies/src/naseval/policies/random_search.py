@@ -17,6 +17,7 @@ from naseval.policies.base import (
     check_env,
     check_rng,
     emit,
+    rank_by_perplexity,
 )
 from naseval.policies.env import SearchEnv
 from naseval.space import Architecture
@@ -118,7 +119,7 @@ class RandomWSPolicy:
             (arch, float(env.evaluate(arch, batches=self.config.eval_batches, offset=0)))
             for arch in candidates
         ]
-        ranking = sorted(scored, key=lambda pair: pair[1])
+        ranking = rank_by_perplexity(scored)
         emit(
             history,
             {"epoch": budget.epochs, "stage": "final", "ranked": [[str(a), s] for a, s in ranking]},
