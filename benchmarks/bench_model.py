@@ -1,0 +1,43 @@
+"""Training-step throughput of the evaluation model against the per-timestep reference.
+
+    .venv/bin/pytest benchmarks/bench_model.py --benchmark-only
+
+Sizes as in the issue: DARTS_V2, hidden 300, batch 64, bptt 35, vocabulary 10,000. Figures are
+recorded in docs/benchmarks.md; nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from naseval.trainer import DARTS_V2, TrainConfig, bench_train_step, build_model
+from naseval.trainer.bench import make_train_step
+from naseval.trainer.reference import ReferenceLM
+
+VOCAB = 10_000
+CONFIG = TrainConfig.darts_search(batch_size=64)  # hidden 300, bptt 35, the DARTS dropouts
+
+
+@pytest.fixture(scope="module")
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("implementation", ["fast", "reference"])
+def test_train_step(benchmark: Any, implementation: str, device: torch.device) -> None:
+    model: torch.nn.Module = build_model(DARTS_V2, VOCAB, CONFIG.nhid, seed=0).to(device)
+    if implementation == "reference":
+        model = ReferenceLM.from_model(model)  # type: ignore[arg-type]
+    step = make_train_step(model, CONFIG, VOCAB, device)
+    benchmark.extra_info["tokens_per_step"] = CONFIG.batch_size * CONFIG.bptt
+    benchmark.pedantic(step, rounds=8, warmup_rounds=2)
+
+
+def test_ratio_same_run(benchmark: Any, device: torch.device) -> None:
+    """Both models measured interleaved in one call: the ratio is the figure to compare."""
+    result = benchmark.pedantic(bench_train_step, args=(CONFIG, DARTS_V2, device),
+                                kwargs={"steps": 8, "warmup": 2}, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
