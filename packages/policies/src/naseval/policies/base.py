@@ -106,7 +106,7 @@ class SearchResult:
             "genotype": self.arch.to_genotype(),
             "score": self.score,
             # non-finite scores (diverged evaluations) become null: strict JSON has no inf
-            "ranking": [[str(arch), _json_number(score)] for arch, score in self.ranking],
+            "ranking": [[str(arch), json_number(score)] for arch, score in self.ranking],
             "history": self.history,
         }
 
@@ -210,7 +210,7 @@ def rank_by_perplexity(
     return sorted(scored, key=lambda pair: pair[1] if math.isfinite(pair[1]) else math.inf)
 
 
-def _json_number(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 

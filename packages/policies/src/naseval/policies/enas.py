@@ -30,6 +30,7 @@ from naseval.policies.base import (
     draw_seed,
     emit,
     env_device,
+    json_number,
     rank_by_perplexity,
     sample_index,
     torch_seeded,
@@ -290,7 +291,7 @@ class EnasPolicy:
             {
                 "epoch": budget.epochs,
                 "stage": "final",
-                "ranked": [[str(a), s] for a, s in ranking],
+                "ranked": [[str(a), json_number(s)] for a, s in ranking],
                 "n_sampled": n_final,
             },
             callback,

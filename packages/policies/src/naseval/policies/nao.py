@@ -31,6 +31,7 @@ from naseval.policies.base import (
     draw_seed,
     emit,
     env_device,
+    json_number,
     rank_by_perplexity,
     torch_seeded,
 )
@@ -431,7 +432,7 @@ class NaoPolicy:
             scores = [float(env.evaluate(a, batches=c.eval_batches, offset=0)) for a in pool]
             ranked = rank_by_perplexity(list(zip(pool, scores)))
             pool, scores = [a for a, _ in ranked], [s for _, s in ranked]
-            entry["pool"] = [[str(a), s] for a, s in zip(pool, scores)]
+            entry["pool"] = [[str(a), json_number(s)] for a, s in zip(pool, scores)]
             if epoch >= budget.epochs:
                 emit(history, entry, callback)
                 break

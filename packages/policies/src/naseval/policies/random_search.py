@@ -17,6 +17,7 @@ from naseval.policies.base import (
     check_env,
     check_rng,
     emit,
+    json_number,
     rank_by_perplexity,
 )
 from naseval.policies.env import SearchEnv
@@ -122,7 +123,11 @@ class RandomWSPolicy:
         ranking = rank_by_perplexity(scored)
         emit(
             history,
-            {"epoch": budget.epochs, "stage": "final", "ranked": [[str(a), s] for a, s in ranking]},
+            {
+                "epoch": budget.epochs,
+                "stage": "final",
+                "ranked": [[str(a), json_number(s)] for a, s in ranking],
+            },
             callback,
         )
         return SearchResult(
