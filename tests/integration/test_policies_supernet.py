@@ -89,7 +89,7 @@ def test_policy_searches_the_supernet_deterministically(name: str, corpus: Any) 
     result, env = run(name, corpus, seed=3)
     assert result.arch in SPACE and result.history
     assert result.policy == name.removesuffix("-2nd")
-    json.dumps(result.to_dict())
+    json.dumps(result.to_dict(), allow_nan=False)
     trains = POLICIES[result.policy].trains_supernet
     assert env.step == (BUDGET.epochs * 3 if trains else 0)
     if name == "darts-2nd":

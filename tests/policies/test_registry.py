@@ -76,7 +76,7 @@ def test_every_policy_is_deterministic_and_json_serialisable(name, space4, table
 
     first, again = run(11), run(11)
     assert first.arch in space4 and first.history
-    assert json.dumps(first.to_dict()) == json.dumps(again.to_dict())
+    assert json.dumps(first.to_dict(), allow_nan=False) == json.dumps(again.to_dict())
     restored = SearchResult.from_dict(json.loads(first.to_json()))
     assert restored.arch == first.arch and restored.ranking == first.ranking
     assert first.policy == name
