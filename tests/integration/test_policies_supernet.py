@@ -24,14 +24,8 @@ from naseval.policies import (
     make_policy,
 )
 from naseval.space import Space
+from naseval.trainer import Corpus, Supernet, TrainConfig
 
-trainer = pytest.importorskip("naseval.trainer")
-Supernet = (
-    getattr(trainer, "Supernet", None)
-    or pytest.importorskip(
-        "naseval.trainer.supernet", reason="the trainer's supernet has not landed"
-    ).Supernet
-)
 
 SPACE = Space(3)
 # The published loops, shrunk: a few controller updates, a small pool, few EPD epochs.
@@ -66,7 +60,7 @@ def _one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def corpus() -> Any:
-    return trainer.Corpus.synthetic(vocab_size=30, train_tokens=2000, valid_tokens=600, seed=0)
+    return Corpus.synthetic(vocab_size=30, train_tokens=2000, valid_tokens=600, seed=0)
 
 
 def run(name: str, corpus: Any, seed: int) -> tuple[SearchResult, Any]:
@@ -74,7 +68,7 @@ def run(name: str, corpus: Any, seed: int) -> tuple[SearchResult, Any]:
     env = Supernet(
         SPACE,
         corpus,
-        trainer.TrainConfig.tiny(lr=5.0),
+        TrainConfig.tiny(lr=5.0),
         sharing="node",
         mode="mixture" if policy.needs_mixture else "single",
         seed=seed,
@@ -106,7 +100,7 @@ def test_policy_searches_the_supernet_deterministically(name: str, corpus: Any) 
 
 
 def test_second_order_hypergradient_leaves_the_supernet_as_it_was(corpus: Any) -> None:
-    env = Supernet(SPACE, corpus, trainer.TrainConfig.tiny(), mode="mixture", seed=0, device="cpu")
+    env = Supernet(SPACE, corpus, TrainConfig.tiny(), mode="mixture", seed=0, device="cpu")
     env.train_shared(None, weights=torch.full((6, 4), 0.25), steps=2)
     before = [p.detach().clone() for p in env.parameters()]
     step = env.step
