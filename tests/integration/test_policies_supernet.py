@@ -26,7 +26,6 @@ from naseval.policies import (
 from naseval.space import Space
 from naseval.trainer import Corpus, Supernet, TrainConfig
 
-
 SPACE = Space(3)
 # The published loops, shrunk: a few controller updates, a small pool, few EPD epochs.
 SETTINGS: dict[str, dict[str, Any]] = {
