@@ -110,3 +110,20 @@ def test_second_order_hypergradient_leaves_the_supernet_as_it_was(corpus: Any) -
     assert not torch.allclose(grad, first)  # the unrolled step changes the direction
     assert env.step == step
     assert all(torch.equal(p, q) for p, q in zip(env.parameters(), before))
+
+
+@pytest.mark.parametrize("sharing", ["edge", "edge-op"])
+@pytest.mark.parametrize("name", ["enas", "darts"])
+def test_policies_search_every_sharing_scheme(name: str, sharing: str, corpus: Any) -> None:
+    policy = make_policy(name, SETTINGS[name])
+    env = Supernet(
+        SPACE,
+        corpus,
+        TrainConfig.tiny(lr=5.0),
+        sharing=sharing,
+        mode="mixture" if policy.needs_mixture else "single",
+        seed=1,
+        device="cpu",
+    )
+    result = policy.search(env, Budget(epochs=1, steps_per_epoch=2), np.random.default_rng(1))
+    assert result.arch in SPACE and np.isfinite(result.history[0]["train_loss"])
