@@ -141,3 +141,19 @@ def test_darts_defaults_are_the_published_ones():
         1e-2,
     )
     assert DartsPolicy.needs_mixture and DartsPolicy.trains_supernet
+
+
+def test_only_second_order_sees_alpha_through_the_weights():
+    """With mu = 0 the validation loss depends on alpha only through the trained weights:
+    first order gets a zero gradient and learns nothing; the unrolled step recovers the cell."""
+    found = {}
+    for second_order in (False, True):
+        env = ToyMixtureEnv(Space(4), PLANTED, seed=3, lr=0.2, mu=0.0)
+        policy = DartsPolicy(DartsConfig(second_order=second_order, xi=env.lr))
+        result = policy.search(env, Budget(epochs=8, steps_per_epoch=25), np.random.default_rng(0))
+        found[second_order] = result
+    first, second = found[False], found[True]
+    assert second.arch == PLANTED
+    assert first.arch != PLANTED
+    # first order: only Adam's weight decay moves alpha, so it stays at its 1e-3 initial scale
+    assert np.abs(np.asarray(first.history[-1]["alpha"])).max() < 2e-3
