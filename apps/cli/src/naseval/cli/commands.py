@@ -278,7 +278,7 @@ def compare(common: CommonOptions, *, space: int, policies: str | None, seeds: s
     seed_list = parse_seeds(seeds, preset)
     console = Console(json_mode=common.json)
     _scale_line(console, preset, common)
-    with_truth = the_space.size <= experiments.GROUND_TRUTH_MAX_SIZE
+    with_truth = the_space.n_nodes <= 2  # the paper's small space: add REAL-BEST
     plan = experiments.compare_plan(preset, the_space, names, seed_list, with_ground_truth=with_truth)
     note = f"{the_space.n_nodes}-node space, {len(seed_list)} seeds, preset {preset.name}"
     return execute(

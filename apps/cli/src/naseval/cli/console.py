@@ -145,7 +145,7 @@ class PlainJobProgress:
             return
         self.last[spec.job_id] = now
         of = f"/{total}" if total else ""
-        self._line(f"{spec.name}: epoch {done}{of} {_detail(metrics)}".rstrip())
+        self._line(f"{spec.name}: {done}{of} {_detail(metrics)}".rstrip())
 
     def job_finished(self, outcome: JobOutcome) -> None:
         self.done += 1

@@ -59,8 +59,22 @@ def job_tokens(spec: JobSpec) -> tuple[int, float]:
     return 0, 0.0
 
 
-def measure_throughput(configs: Sequence[Mapping[str, Any]], device: str) -> dict[int, float]:
-    """Tokens/s of a training step at each distinct hidden size (a couple of steps each)."""
+def measure_throughput(configs: Sequence[Mapping[str, Any]], device: str,
+                       threads: int = 1) -> dict[int, float]:
+    """Tokens/s of a training step at each distinct hidden size (a couple of steps each), with
+    the torch threads a job gets."""
+    import torch
+
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _measure(configs, device)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measure(configs: Sequence[Mapping[str, Any]], device: str) -> dict[int, float]:
     from naseval.trainer import TrainConfig
     from naseval.trainer.bench import bench_train_step
 
@@ -79,7 +93,8 @@ def measure_throughput(configs: Sequence[Mapping[str, Any]], device: str) -> dic
 def estimate(jobs: Sequence[tuple[JobSpec, int]], device: str) -> Estimate:
     """Predicted wall time of `jobs`: (a representative spec, how many jobs like it)."""
     configs = [spec.config[key] for spec, _ in jobs for key in ("train", "supernet") if key in spec.config]
-    throughput = measure_throughput(configs, device) if configs else {}
+    threads = max(1, int(jobs[0][0].num_cpus)) if jobs else 1
+    throughput = measure_throughput(configs, device, threads) if configs else {}
     seconds = 0.0
     for spec, count in jobs:
         nhid, tokens = job_tokens(spec)

@@ -114,6 +114,7 @@ def execute_job(
         shutil.rmtree(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     monitor = _system_metrics_monitor(run_id, runtime, resumed)
+    threads = _use_threads(spec.num_cpus)
     try:
         metrics = MetricLog(client, run_id)
         _log_job_params(client, run_id, spec, runtime)
@@ -135,8 +136,22 @@ def execute_job(
         _mark(client, run_id, "FAILED", reason)
         return JobOutcome(spec, "FAILED", None, error=reason, run_id=run_id)
     finally:
+        _use_threads(threads)
         if monitor is not None:
             monitor.finish()
+
+
+def _use_threads(count: float) -> int:
+    """Give torch the CPUs the job asked for; returns the previous thread count.
+
+    On a busy machine torch's default (every core) makes tiny ops hundreds of times slower,
+    and a job should compute the same on a 1-CPU Ray task as in this process.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(count)))
+    return previous
 
 
 def quiet_mlflow() -> None:

@@ -9,6 +9,7 @@ supernet) to a policy: they never import each other.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -25,9 +26,18 @@ def _space(ctx: JobContext) -> Space:
 
 
 def load_corpus(data: Mapping[str, Any]) -> Any:
-    """The corpus a job's `data` settings describe (see presets.DataSettings)."""
+    """The corpus a job's `data` settings describe (see presets.DataSettings).
+
+    Loaded once per process and settings: the jobs of a local run share it.
+    """
+    return _load_corpus(json.dumps(dict(data), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_corpus(data_json: str) -> Any:
     from naseval.trainer import Corpus
 
+    data = json.loads(data_json)
     if data.get("corpus") == "synthetic":
         n = int(data.get("synthetic_tokens", 4000))
         corpus = Corpus.synthetic(vocab_size=int(data.get("synthetic_vocab", 50)), train_tokens=n,
@@ -104,7 +114,7 @@ def _search_env(ctx: JobContext, policy: Any, space: Space, config: Mapping[str,
     """The trainer's supernet in the mode the policy needs; a bare env for Random."""
     if not policy.trains_supernet:
         return _SpaceOnly(space)
-    from naseval.trainer import Supernet
+    from naseval.trainer.supernet import Supernet
 
     corpus = load_corpus(config["data"])
     return Supernet(
@@ -205,7 +215,8 @@ def ground_truth_job(ctx: JobContext) -> dict[str, Any]:
 
 def ws_ranking_job(ctx: JobContext) -> dict[str, Any]:
     """A supernet trained on uniformly sampled paths, then every architecture scored with it."""
-    from naseval.trainer import Supernet
+    from naseval.trainer.ranking import ws_ranking
+    from naseval.trainer.supernet import Supernet
 
     config = ctx.spec.config
     space = _space(ctx)
@@ -218,7 +229,7 @@ def ws_ranking_job(ctx: JobContext) -> dict[str, Any]:
         loss = supernet.train_shared(None, steps=supernet.steps_per_epoch)
         ctx.report(epoch, {"train_loss": loss}, total=epochs)
     batches = int(config.get("eval_batches", 0))
-    scores = {str(arch): supernet.evaluate(arch, batches=batches) for arch in space}
+    scores = {str(arch): ppl for arch, ppl in ws_ranking(supernet, space, batches=batches)}
     best = min(scores, key=lambda a: scores[a])
     ctx.set_tags({"ws_best_arch": best})
     return {"seed": ctx.spec.seed, "scores": scores, "sharing": config.get("sharing", "node")}

@@ -127,38 +127,46 @@ def _policy_group(small: bool, overrides: dict[str, dict[str, Any]] | None = Non
 DEFAULT_POLICIES = ("darts", "nao", "enas", "random")
 
 
+QUICK_HIDDEN = 32  # hidden (= embedding) size of every quick model
+
+
 def quick() -> Preset:
     """Minutes on a laptop CPU: the pipeline end to end, not the science."""
-    tiny = TrainConfig.tiny(epochs=2, max_steps_per_epoch=30)
+    size = {"emsize": QUICK_HIDDEN, "nhid": QUICK_HIDDEN, "nhidlast": QUICK_HIDDEN}
+    evaluation = TrainConfig.tiny(**size, epochs=3, max_steps_per_epoch=60, batch_size=16)
+    supernet = TrainConfig.tiny(**size, epochs=3, max_steps_per_epoch=25, batch_size=16, asgd=False)
+    shrink = _quick_policy_overrides(supernet.lr)
     return Preset(
         name="quick",
         scale=(
-            "quick preset: real PTB (first 20k training tokens), hidden 16, 2 search epochs, "
-            "2 training epochs, 2 seeds; quick results check the pipeline, not the science"
+            f"quick preset: real PTB (first 50k training tokens), hidden {QUICK_HIDDEN}, 3 search "
+            "epochs of 25 steps, 3 training epochs of 60 steps, 2 seeds; quick results check the "
+            "pipeline, not the science"
         ),
         seeds=2,
         policies=tuple(p for p in DEFAULT_POLICIES if p in POLICIES),
-        data=DataSettings(corpus="ptb", train_tokens=20_000, valid_tokens=4_000, test_tokens=4_000),
+        data=DataSettings(corpus="ptb", train_tokens=50_000, valid_tokens=8_000, test_tokens=8_000),
         search=SearchSettings(
-            supernet=TrainConfig.tiny(epochs=2, max_steps_per_epoch=20, asgd=False),
-            budget=Budget(epochs=2, steps_per_epoch=20, controller_steps=5, final_samples=8,
+            supernet=supernet,
+            budget=Budget(epochs=3, steps_per_epoch=25, controller_steps=5, final_samples=8,
                           eval_every=1),
         ),
-        policy=_policy_group(small=False, overrides=_quick_policy_overrides()),
-        policy_small=_policy_group(small=True),
-        evaluation=EvaluationSettings(train=tiny, seed=0),
-        ground_truth=GroundTruthSettings(train=tiny, seeds=2),
-        ranking=RankingSettings(
-            supernet=TrainConfig.tiny(epochs=2, max_steps_per_epoch=20, asgd=False),
-            seeds=2, eval_batches=4,
-        ),
+        policy=_policy_group(small=False, overrides=shrink),
+        policy_small=_policy_group(small=True, overrides=shrink),
+        evaluation=EvaluationSettings(train=evaluation, seed=0),
+        ground_truth=GroundTruthSettings(train=evaluation, seeds=2),
+        ranking=RankingSettings(supernet=supernet, seeds=2, eval_batches=4),
     )
 
 
-def _quick_policy_overrides() -> dict[str, dict[str, Any]]:
+def _quick_policy_overrides(weight_lr: float) -> dict[str, dict[str, Any]]:
     """Shrink what the quick budget does not already bound (controller sizes, pools)."""
     known: dict[str, dict[str, Any]] = {
-        "enas": {"lstm_size": 16, "final_samples": 8},
+        "darts": {"xi": weight_lr},  # the unrolled step uses the supernet's weight lr
+        "enas": {"lstm_size": 16, "controller_steps": 5, "final_samples": 8, "reward_batches": 1},
+        "nao": {"seed_pool": 8, "new_archs": 3, "random_archs": 2, "top_k": 4, "epd_epochs": 3,
+                "eval_every": 1, "mlp_layers": 1, "mlp_hidden": 16, "hidden_size": 16,
+                "emb_size": 8, "batch_size": 8},
         "random-ws": {"final_samples": 8},
     }
     out = {}
