@@ -399,7 +399,7 @@ class Supernet:
         loss, cross_entropy = lm_loss(out, targets, config.alpha, config.beta)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"supernet training loss is {float(loss)} at step {self.step} (epoch "
+                f"supernet training loss is {float(loss.detach())} at step {self.step} (epoch "
                 f"{self.epoch}, row {self._row}); lower lr or raise clip"
             )
         self.optimizer.zero_grad(set_to_none=True)
