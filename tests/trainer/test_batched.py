@@ -106,13 +106,19 @@ def test_float32_stays_close_to_separate_runs() -> None:
         _assert_same_run(batched[k], alone, rel=1e-4)
 
 
-def test_groups_and_member_order_do_not_change_results() -> None:
+def test_groups_decoder_chunks_and_member_order_do_not_change_results(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from naseval.trainer import batched as batched_module
+
     whole = train_batched(ARCHS, CORPUS, CONFIG, SEEDS, device="cpu")
     grouped = train_batched(ARCHS, CORPUS, CONFIG, SEEDS, device="cpu", group_size=3)
     backwards = train_batched(ARCHS[::-1], CORPUS, CONFIG, SEEDS[::-1], device="cpu")
-    for a, b, c in zip(whole, grouped, backwards[::-1]):
+    monkeypatch.setattr(batched_module, "LOGIT_BUDGET", {"cpu": 1})  # one member per chunk
+    chunked = train_batched(ARCHS, CORPUS, CONFIG, SEEDS, device="cpu")
+    for a, b, c, d in zip(whole, grouped, backwards[::-1], chunked):
         _assert_same_run(a, b, rel=1e-12)
         _assert_same_run(a, c, rel=1e-12)
+        _assert_same_run(a, d, rel=1e-12)
 
 
 class _Interrupt(Exception):

@@ -53,7 +53,8 @@ Callback = Callable[[dict[str, Any]], None]
 over members ("valid_ppl_min", "valid_ppl_mean", "valid_ppl_max", "best_valid_ppl_min") and
 "seconds"; and "kind" = "rollback" with "member", "arch", "seed", "epoch", "nan_rollbacks"."""
 
-LOGIT_BUDGET = 1 << 25  # logits (elements) held at once; the decoder runs in member chunks
+LOGIT_BUDGET = {"cpu": 1 << 25, "cuda": 1 << 28}  # logits held at once, by device type: the
+# decoder and loss run in member chunks so memory does not grow with K * T * B * V
 
 
 class BatchedLM(nn.Module):
@@ -175,7 +176,9 @@ class BatchedLM(nn.Module):
         return losses.view(chunk, steps, batch).transpose(0, 1)  # (T, k, B)
 
     def chunk_size(self, steps: int, batch: int) -> int:
-        return max(1, min(self.members, LOGIT_BUDGET // max(1, steps * batch * self.vocab_size)))
+        """Members whose logits (T, B, V) fit in LOGIT_BUDGET together (at least one)."""
+        budget = LOGIT_BUDGET.get(self.embedding.device.type, LOGIT_BUDGET["cpu"])
+        return max(1, min(self.members, budget // max(1, steps * batch * self.vocab_size)))
 
 
 def _stack_masks(masks: list[Masks]) -> Masks:
