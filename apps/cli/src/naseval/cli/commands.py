@@ -485,7 +485,8 @@ def report(run_id: str, *, tracking_uri: str | None, out: Path | None, json_mode
 def ui_command(uri: str, port: int) -> list[str]:
     """The `mlflow ui` command line for store `uri` on 127.0.0.1:`port`."""
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
-    cmd = [mlflow, "ui", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", uri]
+    cmd = [mlflow, "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", uri]
     if uri.startswith("sqlite:///"):
         artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
         cmd += ["--default-artifact-root", artifacts.resolve().as_uri()]
@@ -508,8 +509,9 @@ def ui(*, tracking_uri: str | None, port: int) -> None:
 
 
 def bench(*, preset: str, settings: list[str], config_file: Path | None, device: str,
-          json_mode: bool, steps: int) -> None:
-    from naseval.trainer import TrainConfig
+          json_mode: bool, steps: int, reference: bool) -> None:
+    import torch
+
     from naseval.trainer.bench import bench_train_step
 
     check_device(device)
@@ -517,25 +519,29 @@ def bench(*, preset: str, settings: list[str], config_file: Path | None, device:
         raise UsageError(f"--steps must be >= 1, got {steps}")
     resolved = resolve_preset(preset, settings, config_file)
     console = Console(json_mode=json_mode)
-    console.info(f"measuring training throughput on {resolved_device(device)} ...")
-    configs: dict[str, TrainConfig] = {
-        "search": resolved.search.supernet,
-        "evaluation": resolved.evaluation.train,
-        "paper-evaluation": TrainConfig.darts_eval(),
-    }
-    results = {name: bench_train_step(config, device=device, steps=steps, warmup=1)
-               for name, config in configs.items()}
+    threads = max(1, int(resolved.resources.num_cpus))
+    console.info(f"measuring training throughput on {resolved_device(device)} "
+                 f"({threads} torch thread(s), as a job of the {resolved.name} preset gets) ...")
+    configs = {"search": resolved.search.supernet, "evaluation": resolved.evaluation.train}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        results = {name: bench_train_step(config, device=device, steps=steps, warmup=1,
+                                          reference=reference)
+                   for name, config in configs.items()}
+    finally:
+        torch.set_num_threads(previous)
     plan = experiments.compare_plan(resolved, Space(8), list(resolved.policies),
                                     list(range(resolved.seeds)), with_ground_truth=False)
     cost = estimate(cost_items(plan), resolved_device(device))
-    out = {"device": resolved_device(device), "throughput": results,
+    out = {"device": resolved_device(device), "threads": threads, "throughput": results,
            "compare_space8": {"preset": resolved.name, "jobs": cost.jobs, "seconds": cost.seconds}}
     if json_mode:
         print(json.dumps(out, default=str))
         return
     for name, result in results.items():
-        ratio = f", {result['ratio']:.2f}x the reference cell" if "ratio" in result else ""
-        print(f"{name:<17} hidden {result['nhid']:>4} batch {result['batch_size']:>3}: "
+        ratio = f", {float(result['ratio']):.2f}x the reference cell" if "ratio" in result else ""
+        print(f"{name:<11} hidden {result['nhid']:>4} batch {result['batch_size']:>3}: "
               f"{float(result['fast_tokens_per_s']):>10,.0f} tokens/s{ratio}")
     print(f"nas run compare --space 8 --preset {resolved.name}: {cost.jobs} jobs, about "
           f"{format_seconds(cost.seconds)} here, run one after another")

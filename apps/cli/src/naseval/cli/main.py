@@ -285,11 +285,13 @@ def bench(
     preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
     device: DeviceOpt = "auto", json_: JsonOpt = False,
     steps: Annotated[int, typer.Option("--steps", help="Timed training steps per model.")] = 5,
+    reference: Annotated[bool, typer.Option(
+        "--reference/--no-reference", help="Also time the per-timestep reference cell.")] = True,
 ) -> None:
     """Training throughput on this machine, and what the preset's compare would cost here."""
     with cli_errors():
         commands.bench(preset=preset, settings=list(set_ or []), config_file=config,
-                       device=device, json_mode=json_, steps=steps)
+                       device=device, json_mode=json_, steps=steps, reference=reference)
 
 
 @app.command("config")

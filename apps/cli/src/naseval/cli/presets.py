@@ -133,8 +133,9 @@ QUICK_HIDDEN = 32  # hidden (= embedding) size of every quick model
 def quick() -> Preset:
     """Minutes on a laptop CPU: the pipeline end to end, not the science."""
     size = {"emsize": QUICK_HIDDEN, "nhid": QUICK_HIDDEN, "nhidlast": QUICK_HIDDEN}
-    evaluation = TrainConfig.tiny(**size, epochs=3, max_steps_per_epoch=60, batch_size=16)
-    supernet = TrainConfig.tiny(**size, epochs=3, max_steps_per_epoch=25, batch_size=16, asgd=False)
+    batches = {"batch_size": 16, "eval_batch_size": 16, "test_batch_size": 16}
+    evaluation = TrainConfig.tiny(**size, **batches, epochs=3, max_steps_per_epoch=60)
+    supernet = TrainConfig.tiny(**size, **batches, epochs=3, max_steps_per_epoch=25, asgd=False)
     shrink = _quick_policy_overrides(supernet.lr)
     return Preset(
         name="quick",
