@@ -20,7 +20,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,20 @@ def _stack_masks(masks: list[Masks]) -> Masks:
     return Masks(*(field(name) for name in ("embedding", "input", "x", "h", "output")))
 
 
+@dataclass(frozen=True)
+class _Window:
+    """One batched step's data: member k reads rows row_k .. row_k + lengths[k] - 1."""
+
+    active: list[bool]  # members whose epoch is not over
+    seq_lens: list[int]  # sampled BPTT lengths (lr scale and row advance); 0 when idle
+    lengths: list[int]  # the lengths get_batch clips them to at the end of the data
+    inputs: torch.Tensor  # (T, K, B) T = max(lengths); rows past a member's length are padding
+    targets: torch.Tensor  # (T, K, B)
+    length: torch.Tensor  # (K,) lengths on the device
+    valid: torch.Tensor  # (T, K) t < lengths[k]
+    member_on: torch.Tensor  # (K,) active on the device
+
+
 class _Member:
     """The bookkeeping of one member's run: train._Run's, without its model."""
 
@@ -348,89 +362,104 @@ class _Batch:
     def train_step(self) -> None:
         """One step of every member whose epoch is not over (the others idle)."""
         config, members = self.config, self.members
-        rows, batch = self.train_data.size(0), config.batch_size
-        active = [not self.epoch_done(m) for m in members]
-        seq_lens = [sample_seq_len(m.len_rng, config.bptt, config.max_seq_len_delta) if a else 0
-                    for m, a in zip(members, active)]
-        lengths = [min(s, rows - 1 - m.progress.row) if a else 1
-                   for m, s, a in zip(members, seq_lens, active)]  # get_batch's clipping
-        steps = max(lengths)
-        like = self.model.embedding
-        masks = _stack_masks([self.member_masks(m, a) for m, a in zip(members, active)])
-        starts = torch.tensor([m.progress.row if a else 0 for m, a in zip(members, active)],
-                              device=self.device)
-        offsets = torch.arange(steps, device=self.device)[:, None]  # (T, 1)
-        rows_in = (starts[None] + offsets).clamp(max=rows - 2)  # (T, K)
-        inputs, targets = self.train_data[rows_in], self.train_data[rows_in + 1]  # (T, K, B)
-        length = torch.tensor(lengths, device=self.device)  # (K,)
-        valid = offsets < length[None]  # (T, K)
-        member_on = torch.tensor(active, device=self.device)
-
-        states = self.model.recurrence(inputs, self.hidden, masks)  # (T, K, B, H)
-        dropped = states if masks.output is None else states * masks.output
-        decoder_in = dropped.detach().requires_grad_()
-        ce_sums = like.new_zeros(len(members))
-        chunk = self.model.chunk_size(steps, batch)
-        for lo in range(0, len(members), chunk):
-            part = slice(lo, min(lo + chunk, len(members)))
-            losses = self.model.token_losses(decoder_in[:, part], targets[:, part], part)
-            losses = torch.where(valid[:, part, None], losses, 0.0)  # (T, k, B)
-            sums = losses.sum(dim=(0, 2))  # (k,)
-            (torch.where(member_on[part], sums / (length[part] * batch), 0.0)).sum().backward()
-            ce_sums[part] = sums.detach()
-        regulariser, regularisers = self._ar_tar(states, dropped, valid, length, member_on)
-        torch.autograd.backward([dropped, regulariser], [decoder_in.grad, None])
-        cross_entropy = ce_sums / (length * batch)  # (K,)
-        # Per member: clip, check, SGD (lr scaled by its own window), average.
-        grad_sq = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in self.params
-                               if p.grad is not None]).sum(0)
-        grad_norm = grad_sq.sqrt()  # (K,)
-        coef = (config.clip / (grad_norm + 1e-6)).clamp(max=1.0)
+        window = self._window()
+        masks = _stack_masks([self.member_masks(m, a) for m, a in zip(members, window.active)])
+        states = self.model.recurrence(window.inputs, self.hidden, masks)  # (T, K, B, H)
+        cross_entropy, regularisers = self._backward(states, masks, window)
+        grad_norm = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in self.params
+                                 if p.grad is not None]).sum(0).sqrt()  # (K,)
         finite = (torch.isfinite(cross_entropy + regularisers) & torch.isfinite(grad_norm)).tolist()
-        bad = [k for k in range(len(members)) if active[k] and not finite[k]]
-        lr = torch.tensor([config.lr * s / config.bptt if a and k not in bad else 0.0
-                           for k, (s, a) in enumerate(zip(seq_lens, active))],
-                          dtype=like.dtype, device=self.device)
-        with torch.no_grad():
-            for p in self.params:
-                assert p.grad is not None
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                grad = torch.where(torch.isfinite(p.grad), p.grad, 0.0) * coef.view(shape)
-                p.sub_(lr.view(shape) * (grad + config.wdecay * p))
-            averaging = [a and m.averaging and k not in bad
-                         for k, (m, a) in enumerate(zip(members, active))]
-            for k, on in enumerate(averaging):
-                if on:
-                    members[k].average_count += 1
-            rate = torch.tensor([1.0 / members[k].average_count if on else 0.0
-                                 for k, on in enumerate(averaging)],
-                                dtype=like.dtype, device=self.device)
-            if any(averaging):
-                for mean, p in zip(self.mean, self.params):
-                    mean.add_((p - mean) * rate.view((-1,) + (1,) * (p.dim() - 1)))
-            ends = states[(length - 1).clamp(min=0), torch.arange(len(members))]  # (K, B, H)
-            keep = member_on.view(-1, 1, 1)
-            self.hidden = torch.where(keep, ends.detach(), self.hidden)
-        for p in self.params:
-            p.grad = None
+        bad = [k for k, a in enumerate(window.active) if a and not finite[k]]
+        stepped = [a and k not in bad for k, a in enumerate(window.active)]
+        self._update(grad_norm, stepped, window.seq_lens)
+        with torch.no_grad():  # each member carries the state of its own last timestep
+            ends = states[window.length - 1, torch.arange(len(members))]  # (K, B, H)
+            self.hidden = torch.where(window.member_on.view(-1, 1, 1), ends, self.hidden)
         self.steps += 1
         ce_values = cross_entropy.tolist()  # one device sync, not one per member
         for k, m in enumerate(members):
-            if not active[k]:
+            if not window.active[k]:
                 continue
             if k in bad:
                 self.rollback(k, "training loss or gradient norm is not finite")
                 continue
             progress = m.progress
-            tokens = lengths[k] * batch
+            tokens = window.lengths[k] * config.batch_size
             progress.loss_sum += ce_values[k] * tokens
             progress.loss_tokens += tokens
-            progress.row += seq_lens[k]
+            progress.row += window.seq_lens[k]
             progress.step += 1
             progress.epoch_step += 1
             if (config.checkpoint_every and progress.step % config.checkpoint_every == 0
                     and not self.epoch_done(m)):
                 self.snapshot_member(k)
+
+    def _window(self) -> _Window:
+        """Each active member's BPTT length (from its own generator) and its rows of data."""
+        config, members = self.config, self.members
+        rows = self.train_data.size(0)
+        active = [not self.epoch_done(m) for m in members]
+        seq_lens = [sample_seq_len(m.len_rng, config.bptt, config.max_seq_len_delta) if a else 0
+                    for m, a in zip(members, active)]
+        lengths = [min(s, rows - 1 - m.progress.row) if a else 1
+                   for m, s, a in zip(members, seq_lens, active)]  # get_batch's clipping
+        starts = torch.tensor([m.progress.row if a else 0 for m, a in zip(members, active)],
+                              device=self.device)
+        offsets = torch.arange(max(lengths), device=self.device)[:, None]  # (T, 1)
+        rows_in = (starts[None] + offsets).clamp(max=rows - 2)  # (T, K)
+        length = torch.tensor(lengths, device=self.device)  # (K,)
+        return _Window(active, seq_lens, lengths, self.train_data[rows_in],
+                       self.train_data[rows_in + 1], length, offsets < length[None],
+                       torch.tensor(active, device=self.device))
+
+    def _backward(self, states: torch.Tensor, masks: Masks,
+                  window: _Window) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients of the sum of active members' losses; returns (cross-entropy, AR+TAR) (K,).
+
+        The decoder runs in member chunks on a detached copy of its input, so only one chunk's
+        logits exist at a time; the chunks' input gradients then flow back through the cell.
+        """
+        members, batch = len(self.members), self.config.batch_size
+        dropped = states if masks.output is None else states * masks.output
+        decoder_in = dropped.detach().requires_grad_()
+        ce_sums = states.new_zeros(members)
+        chunk = self.model.chunk_size(states.size(0), batch)
+        for lo in range(0, members, chunk):
+            part = slice(lo, min(lo + chunk, members))
+            losses = self.model.token_losses(decoder_in[:, part], window.targets[:, part], part)
+            sums = torch.where(window.valid[:, part, None], losses, 0.0).sum(dim=(0, 2))  # (k,)
+            means = sums / (window.length[part] * batch)
+            torch.where(window.member_on[part], means, 0.0).sum().backward()
+            ce_sums[part] = sums.detach()
+        regulariser, regularisers = self._ar_tar(states, dropped, window.valid, window.length,
+                                                 window.member_on)
+        torch.autograd.backward([dropped, regulariser], [decoder_in.grad, None])
+        return ce_sums / (window.length * batch), regularisers
+
+    @torch.no_grad()
+    def _update(self, grad_norm: torch.Tensor, stepped: list[bool], seq_lens: list[int]) -> None:
+        """train.py's clip + sgd_step (+ average update) for the members in `stepped`."""
+        config, like = self.config, self.model.embedding
+        coef = (config.clip / (grad_norm + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s factor
+        lr = torch.tensor([config.lr * s / config.bptt if on else 0.0
+                           for s, on in zip(seq_lens, stepped)], dtype=like.dtype,
+                          device=self.device)
+        for p in self.params:
+            assert p.grad is not None
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            grad = torch.where(torch.isfinite(p.grad), p.grad, 0.0) * coef.view(shape)
+            p.sub_(lr.view(shape) * (grad + config.wdecay * p))
+            p.grad = None
+        averaging = [on and m.averaging for m, on in zip(self.members, stepped)]
+        if any(averaging):
+            for m, on in zip(self.members, averaging):
+                if on:
+                    m.average_count += 1
+            rate = torch.tensor([1.0 / m.average_count if on else 0.0
+                                 for m, on in zip(self.members, averaging)],
+                                dtype=like.dtype, device=self.device)
+            for mean, p in zip(self.mean, self.params):
+                mean.add_((p - mean) * rate.view((-1,) + (1,) * (p.dim() - 1)))
 
     def member_masks(self, m: _Member, active: bool) -> Masks:
         """The member's masks for this step, from its own generator; idle members draw none."""
