@@ -24,21 +24,21 @@ from naseval.trainer.supernet import SharedLM
 from naseval.trainer.train import dropouts_of
 
 
-def _interleaved(runners: dict[str, Callable[[], object]], steps: int, warmup: int,
+def _interleaved(runners: dict[str, Callable[[], int]], steps: int, warmup: int,
                  device: torch.device) -> dict[str, float]:
-    """Seconds per call of each runner, warmed up, then timed round-robin."""
+    """Tokens per second of each runner (it returns the tokens it trained on), round-robin."""
     for run in runners.values():
         for _ in range(warmup):
             run()
-    seconds = dict.fromkeys(runners, 0.0)
+    seconds, tokens = dict.fromkeys(runners, 0.0), dict.fromkeys(runners, 0)
     for _ in range(steps):
         for name, run in runners.items():
             synchronize(device)
             start = time.perf_counter()
-            run()
+            tokens[name] += run()
             synchronize(device)
             seconds[name] += time.perf_counter() - start
-    return {name: total / steps for name, total in seconds.items()}
+    return {name: tokens[name] / seconds[name] for name in runners}
 
 
 def bench_mixture(
@@ -66,8 +66,8 @@ def bench_mixture(
     mask_gen = torch.Generator(device=dev).manual_seed(seed)
     optimizer = torch.optim.SGD(lm.parameters(), lr=config.lr, weight_decay=config.wdecay)
 
-    def step(forward: Callable[..., object]) -> Callable[[], float]:
-        def run() -> float:
+    def step(forward: Callable[..., object]) -> Callable[[], int]:
+        def run() -> int:
             masks = lm.sample_masks(config.batch_size, mask_gen)
             optimizer.zero_grad(set_to_none=True)
             out = forward(lm, tokens[:-1], hidden, weights, masks)
@@ -75,25 +75,24 @@ def bench_mixture(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(lm.parameters(), config.clip)
             optimizer.step()
-            return float(loss.detach())
+            return tokens[1:].numel()
         return run
 
-    seconds = _interleaved({
+    speed = _interleaved({
         "folded": step(lambda m, *a: m.forward_mixture(*a)),
         "reference": step(reference_mixture),
         "reference_per_op": step(lambda m, tokens, hidden, weights, masks: reference_mixture(
             m, tokens, hidden, weights, masks, matmul_per_op=True)),
     }, steps, warmup, dev)
-    tokens_per_step = config.batch_size * config.bptt
     return {
         "device": str(dev), "nhid": config.nhid, "batch_size": config.batch_size,
         "bptt": config.bptt, "n_nodes": n_nodes, "sharing": sharing, "vocab_size": vocab_size,
         "steps": steps, "threads": torch.get_num_threads(),
-        "folded_tokens_per_s": tokens_per_step / seconds["folded"],
-        "reference_tokens_per_s": tokens_per_step / seconds["reference"],
-        "reference_per_op_tokens_per_s": tokens_per_step / seconds["reference_per_op"],
-        "ratio": seconds["reference"] / seconds["folded"],
-        "ratio_per_op": seconds["reference_per_op"] / seconds["folded"],
+        "folded_tokens_per_s": speed["folded"],
+        "reference_tokens_per_s": speed["reference"],
+        "reference_per_op_tokens_per_s": speed["reference_per_op"],
+        "ratio": speed["folded"] / speed["reference"],
+        "ratio_per_op": speed["folded"] / speed["reference_per_op"],
     }
 
 
@@ -106,7 +105,8 @@ def bench_batched(
 
     The members are the first `members` architectures of Space(n_nodes), all with one seed (so
     their BPTT windows agree, as in one seed's ground truth). Both sides do the whole step:
-    masks, forward, loss with AR/TAR, backward, clipping, SGD.
+    masks, forward, loss with AR/TAR, backward, clipping, SGD. The batched side draws its window
+    lengths as training does (the sequential side uses bptt): throughput counts real tokens.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -127,18 +127,23 @@ def bench_batched(
     singles = [make_train_step(build_model(a, vocab_size, nhid, dropouts_of(config), seed=seed)
                                .to(dev), config, vocab_size, dev, seed) for a in archs]
 
-    def one_after_another() -> None:
+    def one_after_another() -> int:
         for run in singles:
             run()
+        return members * batch_size * bptt
 
-    seconds = _interleaved({"batched": batched.train_step, "sequential": one_after_another},
-                           steps, warmup, dev)
-    tokens = members * batch_size * bptt  # nominal tokens per step of all members
+    def all_at_once() -> int:  # windows are drawn per step: count the tokens really trained
+        before = sum(m.progress.loss_tokens for m in batched.members)
+        batched.train_step()
+        return sum(m.progress.loss_tokens for m in batched.members) - before
+
+    speed = _interleaved({"batched": all_at_once, "sequential": one_after_another}, steps,
+                         warmup, dev)
     return {
         "device": str(dev), "members": members, "n_nodes": n_nodes, "nhid": nhid,
         "batch_size": batch_size, "bptt": bptt, "vocab_size": vocab_size, "steps": steps,
         "threads": torch.get_num_threads(),
-        "batched_tokens_per_s": tokens / seconds["batched"],
-        "sequential_tokens_per_s": tokens / seconds["sequential"],
-        "ratio": seconds["sequential"] / seconds["batched"],
+        "batched_tokens_per_s": speed["batched"],
+        "sequential_tokens_per_s": speed["sequential"],
+        "ratio": speed["batched"] / speed["sequential"],
     }
