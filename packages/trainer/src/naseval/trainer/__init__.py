@@ -2,6 +2,7 @@
 
 from naseval.trainer.batched import BatchedLM, train_batched
 from naseval.trainer.bench import bench_train_step, estimate_epoch_seconds
+from naseval.trainer.bench_ws import bench_batched, bench_mixture
 from naseval.trainer.checkpoint import load_checkpoint, save_checkpoint
 from naseval.trainer.config import TrainConfig
 from naseval.trainer.corpus import (
@@ -36,6 +37,8 @@ __all__ = [
     "BatchedLM",
     "SharedLM",
     "Supernet",
+    "bench_batched",
+    "bench_mixture",
     "train_batched",
     "ws_ranking",
     "PTB_SHA256",
