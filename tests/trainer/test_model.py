@@ -124,3 +124,32 @@ def test_reused_buffers_never_clobber_a_pending_graph() -> None:
         torch.stack([lm_loss(model(b[:-1], torch.zeros(2, 6, dtype=torch.float64), m), b[1:])[0]
                      for b, m in zip(batches, masks)]).sum().backward()
         torch.testing.assert_close(model.w0.grad, first, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_fused_loss_matches_reference(masked: bool) -> None:
+    """DartsLM.loss (chunked decoder, 300 rows > one chunk) == lm_loss(ReferenceLM(...))."""
+    model = build_model(DARTS_V2, 29, 8, ALL_DROPOUTS, seed=0).double()
+    with torch.no_grad():
+        model.decoder_bias.normal_(generator=torch.Generator().manual_seed(3))
+    reference = ReferenceLM.from_model(model)
+    gen = torch.Generator().manual_seed(4)
+    tokens = torch.randint(29, (31, 10), generator=gen)
+    masks = model.sample_masks(10, gen) if masked else None
+    hidden = torch.randn(10, 8, generator=gen, dtype=torch.float64)
+    loss, ce, h = model.loss(tokens[:-1], tokens[1:], hidden, masks, alpha=0.3, beta=0.2)
+    loss.backward()
+    out = reference(tokens[:-1], hidden, masks)
+    ref_loss, ref_ce = lm_loss(out, tokens[1:], alpha=0.3, beta=0.2)
+    ref_loss.backward()
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ce, ref_ce, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, out.hidden.detach(), rtol=1e-12, atol=1e-12)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        assert p.grad is not None and q.grad is not None
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        _, eval_ce, _ = model.loss(tokens[:-1], tokens[1:], hidden)
+        logits = reference(tokens[:-1], hidden).logits
+    torch.testing.assert_close(eval_ce, torch.nn.functional.cross_entropy(
+        logits.reshape(-1, 29), tokens[1:].reshape(-1)), rtol=1e-12, atol=1e-12)

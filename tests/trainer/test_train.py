@@ -165,12 +165,12 @@ def plant_nan(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int] | None) -> li
     calls = [0]
     real = train_module.training_loss
 
-    def loss(*args: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(*args: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         calls[0] += 1
-        total, ce = real(*args)
+        total, ce, hidden = real(*args)
         if bad_calls is None or calls[0] in bad_calls:
             total = total * float("nan")
-        return total, ce
+        return total, ce, hidden
 
     monkeypatch.setattr(train_module, "training_loss", loss)
     return calls

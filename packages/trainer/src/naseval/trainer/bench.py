@@ -15,7 +15,7 @@ from torch import nn
 from naseval.space import Architecture
 from naseval.trainer.config import TrainConfig
 from naseval.trainer.device import resolve_device, synchronize
-from naseval.trainer.model import DARTS_V2, build_model, lm_loss, sample_masks
+from naseval.trainer.model import DARTS_V2, DartsLM, build_model, lm_loss, sample_masks
 from naseval.trainer.reference import ReferenceLM
 from naseval.trainer.train import dropouts_of
 
@@ -34,8 +34,11 @@ def make_train_step(model: nn.Module, config: TrainConfig, vocab_size: int,
     def step() -> float:
         masks = sample_masks(dropouts, vocab_size, config.nhid, batch, mask_gen, hidden)
         optimizer.zero_grad(set_to_none=True)
-        out = model(tokens[:-1], hidden, masks)
-        loss, _ = lm_loss(out, tokens[1:], config.alpha, config.beta)
+        if isinstance(model, DartsLM):  # the path train_architecture takes
+            loss = model.loss(tokens[:-1], tokens[1:], hidden, masks, config.alpha, config.beta)[0]
+        else:
+            out = model(tokens[:-1], hidden, masks)
+            loss, _ = lm_loss(out, tokens[1:], config.alpha, config.beta)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()

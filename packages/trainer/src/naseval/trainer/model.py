@@ -338,9 +338,9 @@ class DartsLM(nn.Module):
         return sample_masks(self.dropouts, self.vocab_size, self.nhid, batch, generator,
                             self.embedding)
 
-    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor,
-                masks: Masks | None = None) -> LMOutput:
-        """tokens (T, B) int64, hidden (B, H); masks None means no dropout (evaluation)."""
+    def features(self, tokens: torch.Tensor, hidden: torch.Tensor,
+                 masks: Masks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell outputs before and after output dropout, both (T, B, H)."""
         hid = self.nhid
         embedding = _mul(self.embedding, masks.embedding if masks else None)
         x = F.embedding(tokens, embedding)  # (T, B, H)
@@ -350,9 +350,79 @@ class DartsLM(nn.Module):
         states = _CellRecurrence.apply(
             xp, hidden, self.w0[hid:], masks.h if masks else None, self.plan, *self.ws
         )  # (T, B, H)
-        dropped = _mul(states, masks.output if masks else None)
+        return states, _mul(states, masks.output if masks else None)
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor,
+                masks: Masks | None = None) -> LMOutput:
+        """tokens (T, B) int64, hidden (B, H); masks None means no dropout (evaluation)."""
+        states, dropped = self.features(tokens, hidden, masks)
         logits = F.linear(dropped, self.embedding, self.decoder_bias)  # (T, B, V)
         return LMOutput(logits, states[-1], states, dropped)
+
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor,
+             masks: Masks | None = None, alpha: float = 0.0,
+             beta: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss with AR/TAR, mean cross-entropy, next hidden): `lm_loss(forward(...))` without
+        ever holding the (T, B, V) logits (see _TiedDecoderLoss)."""
+        states, dropped = self.features(tokens, hidden, masks)
+        cross_entropy = _TiedDecoderLoss.apply(dropped.reshape(-1, self.nhid), self.embedding,
+                                               self.decoder_bias, targets.reshape(-1))
+        return _regularised(cross_entropy, states, dropped, alpha, beta), cross_entropy, states[-1]
+
+
+DECODER_CHUNK_ROWS = 256  # rows of logits alive at once in _TiedDecoderLoss (10 MB at V=10k)
+
+
+class _TiedDecoderLoss(torch.autograd.Function):
+    """mean_i CE(x_i W^T + b, y_i), chunk by chunk, with its gradients formed on the way.
+
+    The unfused decoder writes and reads four (N, V) tensors per step (logits, log-softmax and
+    their gradients: 360 MB at N=2240, V=10k); here each chunk's logits become its softmax
+    gradient in place and are gone after two matmuls. The gradients are computed for
+    grad_output = 1 during forward and scaled in backward, so nothing is recomputed.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+        rows = x.size(0)
+        need_grad = any(ctx.needs_input_grad[:3])
+        total = x.new_zeros((), dtype=torch.float64)
+        if need_grad:
+            d_x, d_w, d_b = torch.empty_like(x), torch.zeros_like(weight), torch.zeros_like(bias)
+        for start in range(0, rows, DECODER_CHUNK_ROWS):
+            x_c, t_c = x[start : start + DECODER_CHUNK_ROWS], targets[start : start + DECODER_CHUNK_ROWS]
+            logits = torch.addmm(bias, x_c, weight.t())  # (c, V)
+            target_logits = logits.gather(1, t_c[:, None]).squeeze(1)  # (c,)
+            top = logits.amax(dim=1, keepdim=True)  # (c, 1)
+            exp = logits.sub_(top).exp_()  # (c, V), in place
+            sums = exp.sum(dim=1, keepdim=True)  # (c, 1)
+            total += ((sums.log() + top).squeeze(1) - target_logits).sum().double()
+            if need_grad:
+                grad = exp.div_(sums)  # softmax
+                grad[torch.arange(t_c.numel(), device=x.device), t_c] -= 1.0
+                grad.div_(rows)  # (c, V) = d mean CE / d logits
+                torch.mm(grad, weight, out=d_x[start : start + DECODER_CHUNK_ROWS])
+                d_w.addmm_(grad.t(), x_c)
+                d_b += grad.sum(dim=0)
+        if need_grad:
+            ctx.save_for_backward(d_x, d_w, d_b)
+        return (total / rows).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        d_x, d_w, d_b = ctx.saved_tensors
+        return d_x * grad_out, d_w * grad_out, d_b * grad_out, None
+
+
+def _regularised(cross_entropy: torch.Tensor, states: torch.Tensor, dropped: torch.Tensor,
+                 alpha: float, beta: float) -> torch.Tensor:
+    loss = cross_entropy
+    if alpha > 0:
+        loss = loss + alpha * dropped.pow(2).mean()
+    if beta > 0:
+        loss = loss + beta * (states[1:] - states[:-1]).pow(2).mean()
+    return loss
 
 
 def lm_loss(output: LMOutput, targets: torch.Tensor, alpha: float = 0.0,
@@ -360,12 +430,7 @@ def lm_loss(output: LMOutput, targets: torch.Tensor, alpha: float = 0.0,
     """(training loss with AR and TAR, mean cross-entropy) as DARTS rnn/train.py computes them."""
     logits = output.logits
     cross_entropy = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-    loss = cross_entropy
-    if alpha > 0:
-        loss = loss + alpha * output.dropped.pow(2).mean()
-    if beta > 0:
-        loss = loss + beta * (output.states[1:] - output.states[:-1]).pow(2).mean()
-    return loss, cross_entropy
+    return _regularised(cross_entropy, output.states, output.dropped, alpha, beta), cross_entropy
 
 
 def build_model(arch: Architecture, vocab_size: int, nhid: int, dropouts: Dropouts = Dropouts(),

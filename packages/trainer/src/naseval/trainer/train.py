@@ -33,7 +33,7 @@ from naseval.trainer.config import TrainConfig
 from naseval.trainer.corpus import Corpus
 from naseval.trainer.data import batchify, get_batch, sample_seq_len
 from naseval.trainer.device import resolve_device
-from naseval.trainer.model import DartsLM, Dropouts, build_model, lm_loss, parameter_count
+from naseval.trainer.model import DartsLM, Dropouts, Masks, build_model, parameter_count
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +273,8 @@ class _Run:
         seq_len = sample_seq_len(self.len_rng, config.bptt, config.max_seq_len_delta)
         inputs, targets = get_batch(self.train_data, p.row, seq_len)
         masks = self.model.sample_masks(config.batch_size, self.mask_rng)
-        out = self.model(inputs, self.hidden, masks)
-        loss, cross_entropy = training_loss(out, targets, config.alpha, config.beta)
+        loss, cross_entropy, hidden = training_loss(self.model, inputs, targets, self.hidden,
+                                                    masks, config.alpha, config.beta)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             self.rollback(f"training loss is {loss_value}")
@@ -289,7 +289,7 @@ class _Run:
         sgd_step(self.params, config.lr * seq_len / config.bptt, config.wdecay)
         if self.average is not None:
             self.average.update(self.params)
-        self.hidden = out.hidden.detach()
+        self.hidden = hidden.detach()
         tokens = targets.numel()
         ce = float(cross_entropy.detach()) * tokens
         p.loss_sum += ce
@@ -381,10 +381,12 @@ class _Run:
         return self.result
 
 
-def training_loss(out: Any, targets: torch.Tensor, alpha: float,
-                  beta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The step's loss; a module-level seam so tests can plant non-finite losses."""
-    return lm_loss(out, targets, alpha, beta)
+def training_loss(model: DartsLM, inputs: torch.Tensor, targets: torch.Tensor,
+                  hidden: torch.Tensor, masks: Masks, alpha: float,
+                  beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, cross-entropy, next hidden) of one step; a module-level seam so tests can plant
+    non-finite losses."""
+    return model.loss(inputs, targets, hidden, masks, alpha, beta)
 
 
 def train_architecture(
