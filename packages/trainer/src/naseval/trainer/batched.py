@@ -163,13 +163,15 @@ class BatchedLM(nn.Module):
         return torch.stack(outputs)  # (T, K, B, H)
 
     def token_losses(self, dropped: torch.Tensor, targets: torch.Tensor,
-                     members: slice) -> torch.Tensor:
-        """Cross-entropy (T, k, B) of members[slice] from decoder inputs dropped (T, k, B, H)."""
+                     embedding: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (T, k, B) of k members from decoder inputs dropped (T, k, B, H).
+
+        embedding (k, V, H) and bias (k, V) are those members' decoder weights (tied).
+        """
         steps, chunk, batch, hid = dropped.shape
         logits = torch.baddbmm(
-            self.decoder_bias[members, None, :],
-            dropped.transpose(0, 1).reshape(chunk, steps * batch, hid),
-            self.embedding[members].transpose(1, 2),
+            bias[:, None, :], dropped.transpose(0, 1).reshape(chunk, steps * batch, hid),
+            embedding.transpose(1, 2),
         )  # (k, T*B, V)
         losses = F.cross_entropy(logits.reshape(-1, self.vocab_size),
                                  targets.transpose(0, 1).reshape(-1), reduction="none")
@@ -416,23 +418,34 @@ class _Batch:
                   window: _Window) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradients of the sum of active members' losses; returns (cross-entropy, AR+TAR) (K,).
 
-        The decoder runs in member chunks on a detached copy of its input, so only one chunk's
-        logits exist at a time; the chunks' input gradients then flow back through the cell.
+        The decoder runs in member chunks on detached copies of its input and weights, so only
+        one chunk's logits exist at a time and no chunk's backward touches the whole stacked
+        parameters; the gradients are gathered, then the input's flow back through the cell.
         """
-        members, batch = len(self.members), self.config.batch_size
+        model, members, batch = self.model, len(self.members), self.config.batch_size
         dropped = states if masks.output is None else states * masks.output
         decoder_in = dropped.detach().requires_grad_()
+        embedding_grad = torch.zeros_like(model.embedding)  # (K, V, H)
+        bias_grad = torch.zeros_like(model.decoder_bias)  # (K, V)
         ce_sums = states.new_zeros(members)
-        chunk = self.model.chunk_size(states.size(0), batch)
+        chunk = model.chunk_size(states.size(0), batch)
         for lo in range(0, members, chunk):
             part = slice(lo, min(lo + chunk, members))
-            losses = self.model.token_losses(decoder_in[:, part], window.targets[:, part], part)
+            embedding = model.embedding[part].detach().requires_grad_()
+            bias = model.decoder_bias[part].detach().requires_grad_()
+            losses = model.token_losses(decoder_in[:, part], window.targets[:, part], embedding,
+                                        bias)
             sums = torch.where(window.valid[:, part, None], losses, 0.0).sum(dim=(0, 2))  # (k,)
             means = sums / (window.length[part] * batch)
             torch.where(window.member_on[part], means, 0.0).sum().backward()
+            assert embedding.grad is not None and bias.grad is not None
+            embedding_grad[part] = embedding.grad
+            bias_grad[part] = bias.grad
             ce_sums[part] = sums.detach()
+        model.embedding.grad, model.decoder_bias.grad = embedding_grad, bias_grad
         regulariser, regularisers = self._ar_tar(states, dropped, window.valid, window.length,
                                                  window.member_on)
+        # Accumulates the input lookup's embedding gradient onto the decoder's.
         torch.autograd.backward([dropped, regulariser], [decoder_in.grad, None])
         return ce_sums / (window.length * batch), regularisers
 
@@ -505,7 +518,8 @@ class _Batch:
                 part = slice(lo, min(lo + chunk, members))
                 k = part.stop - part.start
                 losses = self.model.token_losses(
-                    states[:, part], targets[:, None].expand(-1, k, -1), part)
+                    states[:, part], targets[:, None].expand(-1, k, -1),
+                    self.model.embedding[part], self.model.decoder_bias[part])
                 totals[part] += losses.sum(dim=(0, 2)).double()
             count += targets.numel()
         return (totals / count).tolist()

@@ -162,9 +162,10 @@ class SharedLM(nn.Module):
         logits = F.linear(dropped, self.embedding, self.decoder_bias)  # (T, B, V)
         return LMOutput(logits, states[-1], states, dropped)
 
-    def _s0(self, xp_t: torch.Tensor, h: torch.Tensor, mask_h: torch.Tensor | None) -> torch.Tensor:
+    def _s0(self, xp_t: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor,
+            mask_h: torch.Tensor | None) -> torch.Tensor:
         """xp_t (B, 2H) x part of [c0, h0], h (B, H) -> s0 (B, H), after the BatchNorm if any."""
-        a0 = torch.addmm(xp_t, _mul(h, mask_h), self.w0[self.nhid :])  # (B, 2H)
+        a0 = torch.addmm(xp_t, _mul(h, mask_h), w_h)  # (B, 2H)
         c0, h0 = a0.chunk(2, dim=-1)
         return self._bn(h + torch.sigmoid(c0) * (torch.tanh(h0) - h))
 
@@ -182,13 +183,15 @@ class SharedLM(nn.Module):
             states = _CellRecurrence.apply(xp, hidden, self.w0[self.nhid :], mask_h,
                                            _Plan.of(arch), *mats.unbind(0))
             return self._decode(states, masks)
+        # Views taken once, not per timestep: each has one backward that writes the parameter.
+        w_h, node_mats = self.w0[self.nhid :], mats.unbind(0)
         outputs = []
         h = hidden
         for t in range(tokens.size(0)):
-            nodes = [self._s0(xp[t], h, mask_h)]
+            nodes = [self._s0(xp[t], h, w_h, mask_h)]
             for j, node in enumerate(arch.nodes, start=1):
                 s_p = nodes[node.pred]
-                c, h_cand = (_mul(s_p, mask_h) @ mats[j - 1]).chunk(2, dim=-1)
+                c, h_cand = (_mul(s_p, mask_h) @ node_mats[j - 1]).chunk(2, dim=-1)
                 s = s_p + torch.sigmoid(c) * (ACTIVATIONS[node.op](h_cand) - s_p)
                 nodes.append(self._bn(s))
             h = torch.stack(nodes[1:]).mean(0)  # (B, H)
@@ -213,19 +216,23 @@ class SharedLM(nn.Module):
         x = self._embed(tokens, masks)
         xp = x @ self.w0[:hid]  # (T, B, 2H)
         mask_h = masks.h if masks else None
-        totals = weights.sum(1)  # (R,) W_i = sum_k w_ik, 1 for a distribution
-        batch = tokens.size(1)
+        batch, sizes = tokens.size(1), list(range(1, self.n_nodes + 1))
+        # Per-node views taken once, not per timestep: each has one backward into its parameter.
+        w_h = self.w0[hid:]
+        node_w = torch.split(weights, sizes)  # node j: (j, K)
+        node_total = [w.sum(1)[:, None, None] for w in node_w]  # (j, 1, 1) W_i = sum_k w_ik
+        per_node = {"node": [1] * self.n_nodes, "edge": sizes, "edge-op": [j * k for j in sizes]}
+        node_mats = torch.split(self.ws, per_node[self.sharing])  # node j: (j or j*K or 1, H, 2H)
         outputs = []
         h = hidden
         for t in range(tokens.size(0)):
-            states = self._s0(xp[t], h, mask_h)[None]  # (1, B, H) then (j, B, H)
+            states = self._s0(xp[t], h, w_h, mask_h)[None]  # (1, B, H) then (j, B, H)
             for j in range(1, self.n_nodes + 1):
-                r0 = alpha_row(j, 0)
-                w, total = weights[r0 : r0 + j], totals[r0 : r0 + j, None, None]  # (j,K) (j,1,1)
+                w, total, mats = node_w[j - 1], node_total[j - 1], node_mats[j - 1]
                 inputs = _mul(states, mask_h)  # (j, B, H)
                 if self.sharing == "edge-op":
                     stacked = inputs[:, None].expand(j, k, batch, hid).reshape(j * k, batch, hid)
-                    pre = torch.bmm(stacked, self.ws[r0 * k : (r0 + j) * k])  # (j*K, B, 2H)
+                    pre = torch.bmm(stacked, mats)  # (j*K, B, 2H)
                     c, h_cand = pre.view(j, k, batch, 2 * hid).chunk(2, dim=-1)  # (j,K,B,H)
                     gates = torch.sigmoid(c)
                     cands = torch.stack([act(h_cand[:, i]) for i, act in enumerate(acts)], 1)
@@ -233,9 +240,9 @@ class SharedLM(nn.Module):
                     s = (total * states).sum(0) + mixed
                 else:
                     if self.sharing == "node":
-                        pre = (inputs.reshape(j * batch, hid) @ self.ws[j - 1]).view(j, batch, -1)
+                        pre = (inputs.reshape(j * batch, hid) @ mats[0]).view(j, batch, -1)
                     else:
-                        pre = torch.bmm(inputs, self.ws[r0 : r0 + j])  # (j, B, 2H)
+                        pre = torch.bmm(inputs, mats)  # (j, B, 2H)
                     c, h_cand = pre.chunk(2, dim=-1)  # (j, B, H)
                     cand = w[:, 0, None, None] * acts[0](h_cand)
                     for i in range(1, k):
