@@ -23,7 +23,7 @@ from naseval.policies import (
     darts_hypergradient,
     make_policy,
 )
-from naseval.space import Space
+from naseval.space import Architecture, Space
 from naseval.trainer import Corpus, Supernet, TrainConfig
 
 SPACE = Space(3)
@@ -127,3 +127,21 @@ def test_policies_search_every_sharing_scheme(name: str, sharing: str, corpus: A
     )
     result = policy.search(env, Budget(epochs=1, steps_per_epoch=2), np.random.default_rng(1))
     assert result.arch in SPACE and np.isfinite(result.history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("second_order", [False, True])
+def test_darts_keeps_a_fixed_prefix_out_of_the_supernet_mixture(
+    second_order: bool, corpus: Any
+) -> None:
+    """In a fixed-prefix space the fixed nodes run their own path: no gradient reaches them."""
+    fixed = Architecture.parse("tanh:0 relu:1")
+    space = Space(3, fixed=fixed)
+    env = Supernet(space, corpus, TrainConfig.tiny(lr=5.0), mode="mixture", seed=2, device="cpu")
+    grad = darts_hypergradient(env, torch.zeros(6, 4), second_order=second_order, xi=5.0)
+    assert torch.equal(grad[:3], torch.zeros(3, 4)) and grad[3:].abs().max() > 0
+    policy = make_policy("darts", {"xi": 5.0, "second_order": second_order})
+    result = policy.search(env, Budget(epochs=1, steps_per_epoch=2), np.random.default_rng(2))
+    assert result.arch in space and result.arch.nodes[:2] == fixed.nodes
+    weights = result.history[-1]["weights"]
+    assert weights[:3] == fixed.to_alpha(space.ops).tolist()
+    assert np.isfinite(result.history[-1]["valid_loss"])

@@ -157,3 +157,45 @@ def test_only_second_order_sees_alpha_through_the_weights():
     assert first.arch != PLANTED
     # first order: only Adam's weight decay moves alpha, so it stays at its 1e-3 initial scale
     assert np.abs(np.asarray(first.history[-1]["alpha"])).max() < 2e-3
+
+
+class _RecordingToy(ToyMixtureEnv):
+    """The toy env, keeping every mixture it is asked to train or differentiate."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen: list[torch.Tensor] = []
+
+    def train_shared(self, arch=None, weights=None, steps=1):
+        if weights is not None:
+            self.seen.append(weights.detach().clone())
+        return super().train_shared(arch, weights, steps)
+
+    def mixture_loss(self, weights, split):
+        self.seen.append(weights.detach().clone())
+        return super().mixture_loss(weights, split)
+
+
+@pytest.mark.parametrize("second_order", [False, True])
+def test_darts_mixture_runs_a_fixed_prefix_as_its_single_path(second_order):
+    """The fixed nodes are not searched: every mixture DARTS trains or differentiates has their
+    one-hot rows (not softmax(alpha)'s), and their alpha rows get no gradient."""
+    fixed = Architecture.parse("relu:0 tanh:1")
+    space = Space(3, fixed=fixed)
+    env = _RecordingToy(space, Architecture.parse("relu:0 tanh:1 sigmoid:0"), seed=0, lr=0.2)
+    policy = DartsPolicy(DartsConfig(second_order=second_order, xi=env.lr))
+    result = policy.search(env, Budget(epochs=1, steps_per_epoch=3), np.random.default_rng(0))
+    one_hot = torch.as_tensor(fixed.to_alpha(space.ops))  # rows of nodes 1 and 2
+    assert one_hot.shape == (3, 4) and env.seen
+    for weights in env.seen:
+        assert torch.equal(weights[:3], one_hot)
+        assert torch.allclose(weights[3:].sum(-1), torch.ones(3, dtype=weights.dtype))
+    assert np.asarray(result.history[-1]["weights"])[:3].tolist() == one_hot.tolist()
+    alpha = torch.zeros(6, 4, dtype=torch.float64)
+    grad = darts_hypergradient(env, alpha, second_order=second_order, xi=env.lr)
+    assert torch.equal(grad[:3], torch.zeros(3, 4, dtype=torch.float64))
+    assert grad[3:].abs().max() > 0
+    # the ranking's score: the fixed edges count 1, so it is node 3's chosen edge-op weight
+    node = result.arch.nodes[2]
+    weights = result.history[-1]["weights"]
+    assert result.ranking[0][1] == pytest.approx(weights[3 + node.pred][space.ops.index(node.op)])

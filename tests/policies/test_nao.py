@@ -6,7 +6,12 @@ import torch
 from scipy import stats
 
 from naseval.policies import Budget, NaoConfig, NaoPolicy, TabularEnv, make_policy
-from naseval.policies.nao import ArchCodec, normalise_scores
+from naseval.policies.nao import (
+    ArchCodec,
+    EncoderPredictorDecoder,
+    log_perplexities,
+    normalise_scores,
+)
 from naseval.space import Architecture, Space
 
 
@@ -114,13 +119,47 @@ def test_nao_respects_a_fixed_prefix():
     assert all(a.nodes[:2] == fixed.nodes for a, _ in result.ranking)
 
 
-def test_nao_warns_when_the_budget_leaves_no_round_for_the_epd(caplog):
+def test_nao_budget_without_an_epd_round_is_an_error_naming_the_settings():
+    """epochs <= eval_every would score one random pool and stop: NAO would be random search."""
     env = TabularEnv(Space(2), {arch: 50.0 + i for i, arch in enumerate(Space(2))})
-    policy = make_policy("nao", small_space=True)
-    with caplog.at_level("WARNING", logger="naseval.policies.nao"):
-        result = policy.search(env, Budget(epochs=2), np.random.default_rng(0))
-    assert "the EPD never runs" in caplog.text
-    assert len(result.ranking) == 6 and "epd_mse" not in result.history[-1]
+    policy = make_policy("nao", small_space=True)  # eval_every = 50
+    with pytest.raises(
+        ValueError, match=r"Budget.epochs \(2\) must exceed NaoConfig.eval_every \(50\)"
+    ):
+        policy.search(env, Budget(epochs=2), np.random.default_rng(0))
+    with pytest.raises(
+        ValueError, match=r"Budget.epochs \(3\) must exceed Budget.eval_every \(3\)"
+    ):
+        policy.search(env, Budget(epochs=3, eval_every=3), np.random.default_rng(0))
+    assert env.train_steps == 0  # refused before any training
+    result = policy.search(env, Budget(epochs=2, eval_every=1), np.random.default_rng(0))
+    assert "epd_mse" in result.history[0]
+
+
+def test_nao_fits_the_normalised_validation_loss_not_the_perplexity(monkeypatch):
+    """NAO-WS scores cells by validation loss and min-max normalises the losses."""
+    space = Space(2)
+    table = {arch: float(np.exp(1.0 + 0.25 * i)) for i, arch in enumerate(space)}
+    env = TabularEnv(space, table)
+    seen = []
+    fit = EncoderPredictorDecoder.fit
+
+    def recording_fit(self, archs, targets, *args, **kwargs):
+        seen.append((list(archs), np.asarray(targets)))
+        return fit(self, archs, targets, *args, **kwargs)
+
+    monkeypatch.setattr(EncoderPredictorDecoder, "fit", recording_fit)
+    config = NaoConfig(seed_pool=6, new_archs=2, random_archs=1, top_k=3, epd_epochs=2)
+    NaoPolicy(config).search(env, Budget(epochs=2, eval_every=1), np.random.default_rng(0))
+    archs, targets = seen[0]
+    index = np.array([space.index(a) for a in archs], dtype=float)  # log ppl = 1 + index / 4
+    expected = (index - index.min()) / (index.max() - index.min())
+    np.testing.assert_allclose(targets, expected, atol=1e-12)
+    ppl = np.array([table[a] for a in archs])
+    assert not np.allclose(targets, (ppl - ppl.min()) / (ppl.max() - ppl.min()), atol=1e-3)
+    np.testing.assert_allclose(
+        log_perplexities([np.e, 1.0, np.inf, np.nan, 0.0]), [1.0, 0.0, np.inf, np.inf, np.inf]
+    )
 
 
 def test_normalised_scores_are_min_max_and_survive_divergence():

@@ -95,6 +95,23 @@ def _set_(params: list[torch.nn.Parameter], values: list[torch.Tensor]) -> None:
             p.copy_(v)
 
 
+def mixture_weights(alpha: torch.Tensor, space: Space) -> torch.Tensor:
+    """softmax(alpha) per row, with the rows of a fixed prefix's nodes set to its one-hot table.
+
+    The fixed nodes are not searched: their mixture is their own single path (the chosen
+    predecessor's row one-hot on the fixed op, the node's other rows zero), a constant, so no
+    gradient reaches their alpha rows.
+    """
+    weights = torch.softmax(alpha, dim=-1)
+    if space.fixed is None:
+        return weights
+    rows = space.n_fixed * (space.n_fixed + 1) // 2
+    table = torch.as_tensor(
+        space.fixed.to_alpha(space.ops), dtype=weights.dtype, device=weights.device
+    )
+    return torch.cat([table, weights[rows:]])
+
+
 def darts_hypergradient(
     env: SearchEnv,
     alpha: torch.Tensor,
@@ -115,6 +132,8 @@ def darts_hypergradient(
     The weight-decay term in v is architect.py's (it differentiates L_valid + wd/2 ||w'||^2).
     The Hessian-vector product is taken at w, as in the paper's eq. 7 (architect.py's rnn
     version perturbs w' instead, which differs by O(xi)); the weights are restored on return.
+    The mixture is `mixture_weights(alpha, env.space)`: a fixed prefix's rows are constant
+    one-hot rows, so their gradient is zero.
     """
     return _hypergradient(env, alpha, second_order, xi, weight_decay, clip, hvp_r)[0]
 
@@ -130,7 +149,8 @@ def _hypergradient(
 ) -> tuple[torch.Tensor, float]:
     """`darts_hypergradient` and the validation loss it differentiated (at w or at w')."""
     alpha = alpha.detach().requires_grad_(True)
-    weights = torch.softmax(alpha, dim=-1)
+    space = env.space
+    weights = mixture_weights(alpha, space)
     params = [p for p in env.parameters() if p.requires_grad]
     if not second_order or not params:
         valid_loss = env.mixture_loss(weights, "valid")
@@ -155,9 +175,9 @@ def _hypergradient(
             return grad_alpha.detach(), float(valid_loss.detach())
         r = hvp_r / norm
         _set_(params, [w + r * v for w, v in zip(original, vector)])
-        (grad_plus,) = _grads(env.mixture_loss(torch.softmax(alpha, -1), "train"), [alpha])
+        (grad_plus,) = _grads(env.mixture_loss(mixture_weights(alpha, space), "train"), [alpha])
         _set_(params, [w - r * v for w, v in zip(original, vector)])
-        (grad_minus,) = _grads(env.mixture_loss(torch.softmax(alpha, -1), "train"), [alpha])
+        (grad_minus,) = _grads(env.mixture_loss(mixture_weights(alpha, space), "train"), [alpha])
         implicit = (grad_plus - grad_minus) / (2 * r)
         return (grad_alpha - xi * implicit).detach(), float(valid_loss.detach())
     finally:
@@ -219,9 +239,9 @@ class DartsPolicy:
                 optimizer.zero_grad()
                 alpha.grad = grad
                 optimizer.step()
-                weights = torch.softmax(alpha.detach(), -1)
+                weights = mixture_weights(alpha.detach(), space)
                 train_losses.append(env.train_shared(None, weights=weights, steps=1))
-            weights = torch.softmax(alpha.detach(), -1)
+            weights = mixture_weights(alpha.detach(), space)
             emit(
                 history,
                 {
@@ -237,7 +257,7 @@ class DartsPolicy:
             )
 
         arch = self.decode(alpha, space)
-        strength = _chosen_weight(torch.softmax(alpha.detach(), -1).cpu().numpy(), arch, space)
+        strength = _chosen_weight(mixture_weights(alpha.detach(), space).cpu().numpy(), arch, space)
         return SearchResult(
             policy=self.name,
             arch=arch,

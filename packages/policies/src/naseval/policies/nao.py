@@ -1,15 +1,14 @@
 """NAO (Luo et al. 2018, "Neural Architecture Optimization"), weight-sharing version NAO-WS.
 
 An encoder maps an architecture's token sequence to a continuous embedding, a predictor maps
-the embedding to its (normalised) validation perplexity, and a decoder maps embeddings back to
-architectures. New architectures come from gradient steps on the embeddings of the best ones,
-against the predicted perplexity, decoded back; the pool of architectures trained in the
+the embedding to its min-max normalised validation loss (log perplexity), and a decoder maps
+embeddings back to architectures. New architectures come from gradient steps on the embeddings
+of the best ones, down the predicted loss, decoded back; the pool of architectures trained in the
 supernet is refreshed with them every round (renqianluo/NAO NAO-WS/rnn).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,8 +38,6 @@ from naseval.policies.env import SearchEnv
 from naseval.space import Architecture, Node, Space
 
 SOS = 0  # start-of-sequence token of the decoder (NAO: SOS_ID = 0)
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -176,7 +173,7 @@ class Encoder(nn.Module):
         return F.normalize(outputs.mean(dim=1), p=2, dim=-1)
 
     def predict(self, embedding: torch.Tensor) -> torch.Tensor:
-        """(B, H) -> (B,) predicted normalised perplexity in (0, 1)."""
+        """(B, H) -> (B,) predicted normalised validation loss in (0, 1)."""
         return torch.sigmoid(self.mlp(embedding)).squeeze(-1)
 
 
@@ -292,7 +289,7 @@ class EncoderPredictorDecoder(nn.Module):
 
     @torch.no_grad()
     def predict(self, archs: list[Architecture]) -> np.ndarray:
-        """Predicted normalised perplexity (lower is better) of each architecture."""
+        """Predicted normalised validation loss (lower is better) of each architecture."""
         self.eval()
         outputs = self.encoder.embed(self.codec.encode(archs).to(self.device))
         return self.encoder.predict(self.encoder.pool(outputs)).double().cpu().numpy()
@@ -318,6 +315,13 @@ class EncoderPredictorDecoder(nn.Module):
             moved = F.normalize(outputs - step_size * grad, p=2, dim=-1)
             tokens = self.decoder.greedy(self.encoder.pool(moved), moved)
         return [self.codec.decode(t) for t in tokens]
+
+
+def log_perplexities(perplexities: list[float] | np.ndarray) -> np.ndarray:
+    """Validation losses from perplexities; non-finite or non-positive ones become inf."""
+    values = np.asarray(perplexities, dtype=float)
+    ok = np.isfinite(values) & (values > 0)
+    return np.where(ok, np.log(np.where(ok, values, 1.0)), np.inf)
 
 
 def normalise_scores(values: np.ndarray) -> np.ndarray:
@@ -402,11 +406,12 @@ class NaoPolicy:
         eval_every = budget.eval_every or c.eval_every
         epd_epochs = budget.controller_steps or c.epd_epochs
         if budget.epochs <= eval_every:
-            logger.warning(
-                "NAO: %d epochs with a pool evaluation every %d: the EPD never runs and the "
-                "result is the best of a random pool; lower Budget.eval_every",
-                budget.epochs,
-                eval_every,
+            source = "Budget.eval_every" if budget.eval_every else "NaoConfig.eval_every"
+            raise ValueError(
+                f"NAO: Budget.epochs ({budget.epochs}) must exceed {source} ({eval_every}): "
+                "with no pool evaluation before the last epoch the encoder-predictor-decoder "
+                "never runs and the result would be the best of a random pool; lower "
+                f"{source} or raise Budget.epochs"
             )
         device = env_device(env)
         epd, optimizer = self.build_epd(space, rng, device)
@@ -436,10 +441,11 @@ class NaoPolicy:
             if epoch >= budget.epochs:
                 emit(history, entry, callback)
                 break
+            # NAO-WS scores a cell by its validation loss (log perplexity) and min-max
+            # normalises those losses (rnn model_search.evaluate, utils.normalize_target).
+            targets = normalise_scores(log_perplexities(scores))
             with torch_seeded(draw_seed(rng), device):  # the encoder's dropout
-                losses_epd = epd.fit(
-                    pool, normalise_scores(np.array(scores)), epd_epochs, rng, optimizer
-                )
+                losses_epd = epd.fit(pool, targets, epd_epochs, rng, optimizer)
             new, step_size = self.generate(epd, pool, set(pool))
             n_random = min(c.random_archs, space.size - len(new))
             keep = pool[: max(len(pool) - len(new) - n_random, 0)]
