@@ -35,7 +35,14 @@ from naseval.trainer.config import TrainConfig
 from naseval.trainer.corpus import Corpus
 from naseval.trainer.data import batchify, get_batch, sample_seq_len
 from naseval.trainer.device import resolve_device
-from naseval.trainer.model import ACTIVATIONS, DartsLM, Masks, build_model, sample_masks
+from naseval.trainer.model import (
+    ACTIVATIONS,
+    DartsLM,
+    Masks,
+    _TiedDecoderLoss,
+    build_model,
+    sample_masks,
+)
 from naseval.trainer.train import (
     TrainingDiverged,
     TrainResult,
@@ -418,36 +425,36 @@ class _Batch:
                   window: _Window) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradients of the sum of active members' losses; returns (cross-entropy, AR+TAR) (K,).
 
-        The decoder runs in member chunks on detached copies of its input and weights, so only
-        one chunk's logits exist at a time and no chunk's backward touches the whole stacked
-        parameters; the gradients are gathered, then the input's flow back through the cell.
+        Each active member's tied decoder and cross-entropy run on its own window only, through
+        DartsLM's fused decoder loss (no (T, B, V) logits are kept), on detached copies of its
+        input and weights; the gradients are gathered, then the input's flow back through the
+        cell.
         """
         model, members, batch = self.model, len(self.members), self.config.batch_size
+        hid = model.nhid
         dropped = states if masks.output is None else states * masks.output
-        decoder_in = dropped.detach().requires_grad_()
+        dropped_grad = torch.zeros_like(dropped)  # (T, K, B, H)
         embedding_grad = torch.zeros_like(model.embedding)  # (K, V, H)
         bias_grad = torch.zeros_like(model.decoder_bias)  # (K, V)
-        ce_sums = states.new_zeros(members)
-        chunk = model.chunk_size(states.size(0), batch)
-        for lo in range(0, members, chunk):
-            part = slice(lo, min(lo + chunk, members))
-            embedding = model.embedding[part].detach().requires_grad_()
-            bias = model.decoder_bias[part].detach().requires_grad_()
-            losses = model.token_losses(decoder_in[:, part], window.targets[:, part], embedding,
-                                        bias)
-            sums = torch.where(window.valid[:, part, None], losses, 0.0).sum(dim=(0, 2))  # (k,)
-            means = sums / (window.length[part] * batch)
-            torch.where(window.member_on[part], means, 0.0).sum().backward()
-            assert embedding.grad is not None and bias.grad is not None
-            embedding_grad[part] = embedding.grad
-            bias_grad[part] = bias.grad
-            ce_sums[part] = sums.detach()
+        cross_entropy = states.new_zeros(members)
+        for k, (active, length) in enumerate(zip(window.active, window.lengths)):
+            if not active:
+                continue
+            x = dropped[:length, k].detach().reshape(-1, hid).requires_grad_()  # (E*B, H)
+            embedding = model.embedding[k].detach().requires_grad_()
+            bias = model.decoder_bias[k].detach().requires_grad_()
+            ce = _TiedDecoderLoss.apply(x, embedding, bias, window.targets[:length, k].reshape(-1))
+            ce.backward()
+            assert x.grad is not None and embedding.grad is not None and bias.grad is not None
+            dropped_grad[:length, k] = x.grad.view(length, batch, hid)
+            embedding_grad[k], bias_grad[k] = embedding.grad, bias.grad
+            cross_entropy[k] = ce.detach()
         model.embedding.grad, model.decoder_bias.grad = embedding_grad, bias_grad
         regulariser, regularisers = self._ar_tar(states, dropped, window.valid, window.length,
                                                  window.member_on)
         # Accumulates the input lookup's embedding gradient onto the decoder's.
-        torch.autograd.backward([dropped, regulariser], [decoder_in.grad, None])
-        return ce_sums / (window.length * batch), regularisers
+        torch.autograd.backward([dropped, regulariser], [dropped_grad, None])
+        return cross_entropy, regularisers
 
     @torch.no_grad()
     def _update(self, grad_norm: torch.Tensor, stepped: list[bool], seq_lens: list[int]) -> None:
