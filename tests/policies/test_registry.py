@@ -99,3 +99,21 @@ def test_budget_overrides_the_config_counts(space4, table4):
     assert result.history[0]["n_sampled"] == 3 and result.history[-1]["n_sampled"] == 2
     assert Budget(epochs=2, steps_per_epoch=3).to_dict()["steps_per_epoch"] == 3
     assert Space(2).size == 32
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("enas", "baseline_decay", "0.95"),
+        ("enas", "baseline_decay", None),
+        ("nao", "trade_off", "0.8"),
+        ("nao", "encoder_dropout", float("nan")),
+        ("darts", "arch_betas", 0.9),
+        ("darts", "arch_betas", ("0.9", "0.999")),
+    ],
+)
+def test_range_settings_of_the_wrong_type_name_the_field(name, field, value):
+    """A string or None from a config file is a ValueError naming the field, not a TypeError."""
+    owner = POLICIES[name].Config.__name__
+    with pytest.raises(ValueError, match=rf"{owner}\.{field} must be"):
+        make_policy(name, {field: value})

@@ -34,6 +34,15 @@ def _check_count(
         raise ValueError(f"{owner}.{name} must be {expected}, got {value!r}")
 
 
+def is_real(value: Any) -> bool:
+    """A finite real number (not a bool, not a string)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float | np.integer | np.floating)
+        and math.isfinite(value)
+    )
+
+
 def check_positive(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
     """Raise a ValueError naming `owner.name` unless `value` is a finite number > 0 (or >= 0)."""
     ok = (

@@ -28,6 +28,7 @@ from naseval.policies.base import (
     draw_seed,
     emit,
     env_device,
+    is_real,
 )
 from naseval.policies.env import SearchEnv
 from naseval.space import Architecture, Space
@@ -56,8 +57,11 @@ class DartsConfig:
             check_positive("DartsConfig", "clip", self.clip)
         if not isinstance(self.second_order, bool):
             raise ValueError(f"DartsConfig.second_order must be a bool, got {self.second_order!r}")
-        betas = tuple(self.arch_betas)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        try:
+            betas = tuple(self.arch_betas)
+        except TypeError:  # not a pair at all
+            betas = ()
+        if len(betas) != 2 or not all(is_real(b) and 0.0 <= b < 1.0 for b in betas):
             raise ValueError(
                 f"DartsConfig.arch_betas must be two numbers in [0, 1), got {self.arch_betas!r}"
             )

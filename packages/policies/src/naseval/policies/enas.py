@@ -30,6 +30,7 @@ from naseval.policies.base import (
     draw_seed,
     emit,
     env_device,
+    is_real,
     json_number,
     rank_by_perplexity,
     sample_index,
@@ -78,7 +79,7 @@ class EnasConfig:
         ):
             check_positive("EnasConfig", name, getattr(self, name))
         check_positive("EnasConfig", "entropy_weight", self.entropy_weight, allow_zero=True)
-        if not 0.0 <= self.baseline_decay < 1.0:
+        if not (is_real(self.baseline_decay) and 0.0 <= self.baseline_decay < 1.0):
             raise ValueError(
                 f"EnasConfig.baseline_decay must be in [0, 1), got {self.baseline_decay!r}"
             )

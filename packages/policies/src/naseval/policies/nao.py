@@ -30,6 +30,7 @@ from naseval.policies.base import (
     draw_seed,
     emit,
     env_device,
+    is_real,
     json_number,
     rank_by_perplexity,
     torch_seeded,
@@ -85,9 +86,9 @@ class NaoConfig:
         for name in ("lr", "grad_clip", "init_range"):
             check_positive("NaoConfig", name, getattr(self, name))
         check_positive("NaoConfig", "weight_decay", self.weight_decay, allow_zero=True)
-        if not 0.0 <= self.trade_off <= 1.0:
+        if not (is_real(self.trade_off) and 0.0 <= self.trade_off <= 1.0):
             raise ValueError(f"NaoConfig.trade_off must be in [0, 1], got {self.trade_off!r}")
-        if not 0.0 <= self.encoder_dropout < 1.0:
+        if not (is_real(self.encoder_dropout) and 0.0 <= self.encoder_dropout < 1.0):
             raise ValueError(
                 f"NaoConfig.encoder_dropout must be in [0, 1), got {self.encoder_dropout!r}"
             )
