@@ -166,6 +166,33 @@ def test_folded_mixture_equals_the_darts_reference(sharing: str, batchnorm: bool
         torch.testing.assert_close(results[0][2], other[2], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("route", ["path", "mixture"])
+def test_fused_loss_equals_the_decoded_loss(route: str) -> None:
+    lm = _lm(Space(3), "edge", batchnorm=route == "mixture")
+    tokens, hidden = _inputs()
+    masks = lm.sample_masks(3, torch.Generator().manual_seed(5))
+    arch = Architecture.parse("relu:0 tanh:0 sigmoid:2")
+    path: Architecture | torch.Tensor = arch if route == "path" else \
+        torch.softmax(torch.randn(6, 4, generator=torch.Generator().manual_seed(6)), -1)
+    results = []
+    for fused in (True, False):
+        lm.zero_grad()
+        if fused:
+            loss, cross_entropy, hidden_out = lm.loss(tokens[:-1], tokens[1:], hidden, path,
+                                                      masks, alpha=0.3, beta=0.2)
+        else:
+            out = (lm.forward_path(tokens[:-1], hidden, arch, masks) if route == "path" else
+                   lm.forward_mixture(tokens[:-1], hidden, path, masks))  # type: ignore[arg-type]
+            loss, cross_entropy = lm_loss(out, tokens[1:], alpha=0.3, beta=0.2)
+            hidden_out = out.hidden
+        loss.backward()
+        results.append((loss.detach(), cross_entropy.detach(), hidden_out.detach(), _grads(lm)))
+    for a, b in zip(results[0][:3], results[1][:3]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for name, grad in results[0][3].items():
+        torch.testing.assert_close(grad, results[1][3][name], rtol=1e-9, atol=1e-12)
+
+
 def test_mixture_over_an_op_subset_uses_the_spaces_op_order() -> None:
     space = Space(2, ops=("relu", "identity"))
     lm = _lm(space, "edge-op")

@@ -49,8 +49,10 @@ def bench_mixture(
     """Mixture training-step tokens/s: folded `forward_mixture` vs the DARTS reference.
 
     Default sizes: the DARTS search network (hidden 300) at batch 64, bptt 35, 8 nodes, BatchNorm
-    on, with AR/TAR, clipping and SGD. Two baselines: "reference" (DARTS's code: one matmul per
-    node, the ops' highway updates unfolded) and "reference_per_op" (one matmul per node and op).
+    on, with AR/TAR, clipping and SGD. "folded" is the step Supernet.train_shared runs
+    (SharedLM.loss: folded mixture, fused tied decoder); two baselines with a plain decoder:
+    "reference" (DARTS's code: one matmul per node, the ops' highway updates unfolded) and
+    "reference_per_op" (one matmul per node and op).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -66,12 +68,17 @@ def bench_mixture(
     mask_gen = torch.Generator(device=dev).manual_seed(seed)
     optimizer = torch.optim.SGD(lm.parameters(), lr=config.lr, weight_decay=config.wdecay)
 
-    def step(forward: Callable[..., object]) -> Callable[[], int]:
+    def step(forward: Callable[..., object] | None) -> Callable[[], int]:
+        """A training step through `forward` (an LMOutput) or, for None, SharedLM.loss."""
         def run() -> int:
             masks = lm.sample_masks(config.batch_size, mask_gen)
             optimizer.zero_grad(set_to_none=True)
-            out = forward(lm, tokens[:-1], hidden, weights, masks)
-            loss, _ = lm_loss(out, tokens[1:], config.alpha, config.beta)  # type: ignore[arg-type]
+            if forward is None:  # what Supernet.train_shared runs
+                loss = lm.loss(tokens[:-1], tokens[1:], hidden, weights, masks, config.alpha,
+                               config.beta)[0]
+            else:
+                out = forward(lm, tokens[:-1], hidden, weights, masks)
+                loss = lm_loss(out, tokens[1:], config.alpha, config.beta)[0]  # type: ignore[arg-type]
             loss.backward()
             torch.nn.utils.clip_grad_norm_(lm.parameters(), config.clip)
             optimizer.step()
@@ -79,7 +86,7 @@ def bench_mixture(
         return run
 
     speed = _interleaved({
-        "folded": step(lambda m, *a: m.forward_mixture(*a)),
+        "folded": step(None),
         "reference": step(reference_mixture),
         "reference_per_op": step(lambda m, tokens, hidden, weights, masks: reference_mixture(
             m, tokens, hidden, weights, masks, matmul_per_op=True)),

@@ -51,7 +51,8 @@ from naseval.trainer.model import (
     Masks,
     _CellRecurrence,
     _Plan,
-    lm_loss,
+    _regularised,
+    _TiedDecoderLoss,
     sample_masks,
 )
 from naseval.trainer.train import dropouts_of
@@ -169,9 +170,30 @@ class SharedLM(nn.Module):
         c0, h0 = a0.chunk(2, dim=-1)
         return self._bn(h + torch.sigmoid(c0) * (torch.tanh(h0) - h))
 
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor,
+             path: Architecture | torch.Tensor, masks: Masks | None = None, alpha: float = 0.0,
+             beta: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss with AR/TAR, mean cross-entropy, next hidden) of an architecture or a mixture.
+
+        `path` is an Architecture or mixture weights. As DartsLM.loss: the tied decoder and its
+        cross-entropy are fused, so the (T, B, V) logits are never held.
+        """
+        if isinstance(path, Architecture):
+            states = self._path_states(tokens, hidden, path, masks)
+        else:
+            states = self._mixture_states(tokens, hidden, path, masks)
+        dropped = _mul(states, masks.output if masks else None)  # (T, B, H)
+        cross_entropy = _TiedDecoderLoss.apply(dropped.reshape(-1, self.nhid), self.embedding,
+                                               self.decoder_bias, targets.reshape(-1))
+        return _regularised(cross_entropy, states, dropped, alpha, beta), cross_entropy, states[-1]
+
     def forward_path(self, tokens: torch.Tensor, hidden: torch.Tensor, arch: Architecture,
                      masks: Masks | None = None) -> LMOutput:
         """One architecture: tokens (T, B), hidden (B, H); masks None means no dropout."""
+        return self._decode(self._path_states(tokens, hidden, arch, masks), masks)
+
+    def _path_states(self, tokens: torch.Tensor, hidden: torch.Tensor, arch: Architecture,
+                     masks: Masks | None) -> torch.Tensor:
         if arch.n_nodes != self.n_nodes:
             raise ValueError(f"architecture {arch} has {arch.n_nodes} nodes, the supernet "
                              f"{self.n_nodes}")
@@ -180,9 +202,8 @@ class SharedLM(nn.Module):
         mats = self.path_matrices(arch)  # (n, H, 2H)
         mask_h = masks.h if masks else None
         if not self.batchnorm:  # DartsLM's timestep-batched recurrence
-            states = _CellRecurrence.apply(xp, hidden, self.w0[self.nhid :], mask_h,
-                                           _Plan.of(arch), *mats.unbind(0))
-            return self._decode(states, masks)
+            return _CellRecurrence.apply(xp, hidden, self.w0[self.nhid :], mask_h,
+                                         _Plan.of(arch), *mats.unbind(0))  # (T, B, H)
         # Views taken once, not per timestep: each has one backward that writes the parameter.
         w_h, node_mats = self.w0[self.nhid :], mats.unbind(0)
         outputs = []
@@ -196,7 +217,7 @@ class SharedLM(nn.Module):
                 nodes.append(self._bn(s))
             h = torch.stack(nodes[1:]).mean(0)  # (B, H)
             outputs.append(h)
-        return self._decode(torch.stack(outputs), masks)
+        return torch.stack(outputs)  # (T, B, H)
 
     def check_weights(self, weights: torch.Tensor) -> None:
         rows = self.n_nodes * (self.n_nodes + 1) // 2
@@ -209,6 +230,10 @@ class SharedLM(nn.Module):
     def forward_mixture(self, tokens: torch.Tensor, hidden: torch.Tensor, weights: torch.Tensor,
                         masks: Masks | None = None) -> LMOutput:
         """The DARTS mixture with weights (n(n+1)/2, K), rows distributions over space.ops."""
+        return self._decode(self._mixture_states(tokens, hidden, weights, masks), masks)
+
+    def _mixture_states(self, tokens: torch.Tensor, hidden: torch.Tensor, weights: torch.Tensor,
+                        masks: Masks | None) -> torch.Tensor:
         self.check_weights(weights)
         weights = weights.to(self.ws)
         hid, k = self.nhid, len(self.ops)
@@ -252,7 +277,7 @@ class SharedLM(nn.Module):
                 states = torch.cat([states, self._bn(s)[None]])
             h = states[1:].mean(0)  # (B, H)
             outputs.append(h)
-        return self._decode(torch.stack(outputs), masks)
+        return torch.stack(outputs)  # (T, B, H)
 
 
 def _validation_windows(rows: int, bptt: int) -> list[int]:
@@ -375,24 +400,15 @@ class Supernet:
             raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
         self.model.train()
         masks = self.model.sample_masks(data.size(1), self._peek_gen)
-        out = self.model.forward_mixture(data, hidden, weights, masks)
+        _, cross_entropy, next_hidden = self.model.loss(data, targets, hidden, weights, masks)
         if split == "valid":
-            self._valid_hidden_next = out.hidden.detach()
-        logits = out.logits
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+            self._valid_hidden_next = next_hidden.detach()
+        return cross_entropy
 
     # -- training internals ---------------------------------------------------------------------
 
     def _draw_seq_len(self) -> int:
         return sample_seq_len(self._bptt_rng, self.config.bptt, self.config.max_seq_len_delta)
-
-    def _forward(self, tokens: torch.Tensor, hidden: torch.Tensor,
-                 path: Architecture | None, weights: torch.Tensor | None,
-                 masks: Masks | None) -> LMOutput:
-        if path is not None:
-            return self.model.forward_path(tokens, hidden, path, masks)
-        assert weights is not None
-        return self.model.forward_mixture(tokens, hidden, weights, masks)
 
     def _train_step(self, path: Architecture | None,
                     weights: torch.Tensor | None) -> tuple[float, int]:
@@ -402,8 +418,10 @@ class Supernet:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * seq_len / config.bptt
         masks = self.model.sample_masks(data.size(1), self._mask_gen)
-        out = self._forward(data, self._hidden, path, weights, masks)
-        loss, cross_entropy = lm_loss(out, targets, config.alpha, config.beta)
+        route = path if path is not None else weights
+        assert route is not None
+        loss, cross_entropy, next_hidden = self.model.loss(data, targets, self._hidden, route,
+                                                           masks, config.alpha, config.beta)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"supernet training loss is {float(loss.detach())} at step {self.step} (epoch "
@@ -413,7 +431,7 @@ class Supernet:
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), config.clip)
         self.optimizer.step()
-        self._hidden = out.hidden.detach()
+        self._hidden = next_hidden.detach()
         self._advance(data.size(0))
         return float(cross_entropy.detach()), targets.numel()
 
