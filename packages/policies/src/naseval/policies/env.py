@@ -65,6 +65,10 @@ class SearchEnv(Protocol):
         """Differentiable mean cross-entropy of the mixture on one `split` minibatch.
 
         `split` is "train" or "valid"; gradients flow to `weights` and to `parameters()`.
+        Between two `train_shared` calls it should be a deterministic function of `weights`
+        and the shared weights (the same minibatch *and the same dropout masks* on every
+        call): second-order DARTS differences two "train" losses at w +- R v with R about
+        0.01 / ||v||, so masks redrawn per call turn its implicit term into mask noise.
         """
         ...
 
