@@ -41,3 +41,26 @@ def test_ratio_same_run(benchmark: Any, device: torch.device) -> None:
     result = benchmark.pedantic(bench_train_step, args=(CONFIG, DARTS_V2, device),
                                 kwargs={"steps": 8, "warmup": 2}, rounds=1, iterations=1)
     benchmark.extra_info.update(result)
+
+
+@pytest.mark.parametrize("decoder", ["fused", "plain"])
+def test_decoder_step(benchmark: Any, decoder: str, device: torch.device) -> None:
+    """Tied decoder + cross-entropy, forward and backward, on 64 x 35 rows."""
+    from naseval.trainer.model import _TiedDecoderLoss
+
+    gen = torch.Generator().manual_seed(0)
+    rows = CONFIG.batch_size * CONFIG.bptt
+    weight = (torch.randn(VOCAB, CONFIG.nhid, generator=gen) * 0.1).to(device).requires_grad_()
+    bias = torch.zeros(VOCAB, device=device, requires_grad=True)
+    x = torch.randn(rows, CONFIG.nhid, generator=gen).to(device).requires_grad_()
+    targets = torch.randint(VOCAB, (rows,), generator=gen).to(device)
+
+    def step() -> None:
+        if decoder == "fused":
+            loss = _TiedDecoderLoss.apply(x, weight, bias, targets)
+        else:
+            loss = torch.nn.functional.cross_entropy(
+                torch.nn.functional.linear(x, weight, bias), targets)
+        loss.backward()
+
+    benchmark.pedantic(step, rounds=8, warmup_rounds=1)
