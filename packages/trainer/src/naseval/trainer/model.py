@@ -12,7 +12,9 @@ Only the h -> h path is sequential, so this implementation
     same state share it: DARTS_V2 needs 5 instead of 8), and
   * backpropagates through it by hand (`_CellRecurrence`), keeping only the state gradients
     sequential; each weight gradient is then one (H, T*B) x (T*B, 2H*k) matmul over all timesteps.
-`naseval.trainer.reference.ReferenceLM` is the per-timestep autograd version it is tested against.
+`DartsLM.loss` (what training uses) also fuses the tied decoder with the cross-entropy, chunk by
+chunk (`_TiedDecoderLoss`). `naseval.trainer.reference.ReferenceLM` is the per-timestep autograd
+version all of this is tested against.
 """
 
 from __future__ import annotations
