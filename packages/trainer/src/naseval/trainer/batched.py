@@ -375,12 +375,13 @@ class _Batch:
         masks = _stack_masks([self.member_masks(m, a) for m, a in zip(members, window.active)])
         states = self.model.recurrence(window.inputs, self.hidden, masks)  # (T, K, B, H)
         cross_entropy, regularisers = self._backward(states, masks, window)
-        grad_norm = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in self.params
-                                 if p.grad is not None]).sum(0).sqrt()  # (K,)
+        grad_norm = torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in self.params
+             if p.grad is not None]), dim=0)  # (K,) clip_grad_norm_'s norm of norms
         finite = (torch.isfinite(cross_entropy + regularisers) & torch.isfinite(grad_norm)).tolist()
         bad = [k for k, a in enumerate(window.active) if a and not finite[k]]
         stepped = [a and k not in bad for k, a in enumerate(window.active)]
-        self._update(grad_norm, stepped, window.seq_lens)
+        self._update(grad_norm, stepped, window.seq_lens, any_bad=bool(bad))
         with torch.no_grad():  # each member carries the state of its own last timestep
             ends = states[window.length - 1, torch.arange(len(members))]  # (K, B, H)
             self.hidden = torch.where(window.member_on.view(-1, 1, 1), ends, self.hidden)
@@ -434,11 +435,13 @@ class _Batch:
         hid = model.nhid
         dropped = states if masks.output is None else states * masks.output
         dropped_grad = torch.zeros_like(dropped)  # (T, K, B, H)
-        embedding_grad = torch.zeros_like(model.embedding)  # (K, V, H)
-        bias_grad = torch.zeros_like(model.decoder_bias)  # (K, V)
+        embedding_grads: list[torch.Tensor] = []  # (V, H) per member
+        bias_grads: list[torch.Tensor] = []  # (V,) per member
         cross_entropy = states.new_zeros(members)
         for k, (active, length) in enumerate(zip(window.active, window.lengths)):
             if not active:
+                embedding_grads.append(torch.zeros_like(model.embedding[k]))
+                bias_grads.append(torch.zeros_like(model.decoder_bias[k]))
                 continue
             x = dropped[:length, k].detach().reshape(-1, hid).requires_grad_()  # (E*B, H)
             embedding = model.embedding[k].detach().requires_grad_()
@@ -447,9 +450,11 @@ class _Batch:
             ce.backward()
             assert x.grad is not None and embedding.grad is not None and bias.grad is not None
             dropped_grad[:length, k] = x.grad.view(length, batch, hid)
-            embedding_grad[k], bias_grad[k] = embedding.grad, bias.grad
+            embedding_grads.append(embedding.grad)
+            bias_grads.append(bias.grad)
             cross_entropy[k] = ce.detach()
-        model.embedding.grad, model.decoder_bias.grad = embedding_grad, bias_grad
+        model.embedding.grad = torch.stack(embedding_grads)  # (K, V, H)
+        model.decoder_bias.grad = torch.stack(bias_grads)  # (K, V)
         regulariser, regularisers = self._ar_tar(states, dropped, window.valid, window.length,
                                                  window.member_on)
         # Accumulates the input lookup's embedding gradient onto the decoder's.
@@ -457,7 +462,8 @@ class _Batch:
         return cross_entropy, regularisers
 
     @torch.no_grad()
-    def _update(self, grad_norm: torch.Tensor, stepped: list[bool], seq_lens: list[int]) -> None:
+    def _update(self, grad_norm: torch.Tensor, stepped: list[bool], seq_lens: list[int],
+                any_bad: bool) -> None:
         """train.py's clip + sgd_step (+ average update) for the members in `stepped`."""
         config, like = self.config, self.model.embedding
         coef = (config.clip / (grad_norm + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s factor
@@ -467,8 +473,11 @@ class _Batch:
         for p in self.params:
             assert p.grad is not None
             shape = (-1,) + (1,) * (p.dim() - 1)
-            grad = torch.where(torch.isfinite(p.grad), p.grad, 0.0) * coef.view(shape)
-            p.sub_(lr.view(shape) * (grad + config.wdecay * p))
+            grad = p.grad
+            if any_bad:  # a failed member's NaNs must not reach its (unchanged) weights
+                grad = torch.where(torch.isfinite(grad), grad, 0.0)
+            step = grad.mul_(coef.view(shape)).add_(p, alpha=config.wdecay)  # in the grad's memory
+            p.addcmul_(step, lr.view(shape), value=-1.0)
             p.grad = None
         averaging = [on and m.averaging for m, on in zip(self.members, stepped)]
         if any(averaging):
