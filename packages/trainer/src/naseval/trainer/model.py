@@ -344,9 +344,10 @@ class DartsLM(nn.Module):
                  masks: Masks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Cell outputs before and after output dropout, both (T, B, H)."""
         hid = self.nhid
-        embedding = _mul(self.embedding, masks.embedding if masks else None)
-        x = F.embedding(tokens, embedding)  # (T, B, H)
+        x = F.embedding(tokens, self.embedding)  # (T, B, H)
         if masks is not None:
+            if masks.embedding is not None:  # (E * m)[w] == E[w] * m[w], without a (V, H) copy
+                x = x * F.embedding(tokens, masks.embedding)
             x = _mul(_mul(x, masks.input), masks.x)
         xp = x @ self.w0[:hid]  # (T, B, 2H): the x part of [c0, h0] for every timestep at once
         states = _CellRecurrence.apply(
