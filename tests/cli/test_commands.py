@@ -59,7 +59,7 @@ def test_data_verify_catches_a_corrupt_file(tmp_path: Path) -> None:
 
 def test_config_lists_and_applies_settings(tmp_path: Path) -> None:
     listed = json.loads(nas("config", "--json").stdout)
-    assert listed["evaluation.train.epochs"] == 3 and listed["policies"] == ["darts", "nao", "enas", "random"]
+    assert listed["evaluation.train.epochs"] == 2 and listed["policies"] == ["darts", "nao", "enas", "random"]
     assert "policy.darts.arch_lr" in listed and "policy_small.nao.seed_pool" in listed
     toml = tmp_path / "c.toml"
     toml.write_text("seeds = 5\n[evaluation.train]\nepochs = 9\n")

@@ -134,19 +134,19 @@ def quick() -> Preset:
     """Minutes on a laptop CPU: the pipeline end to end, not the science."""
     size = {"emsize": QUICK_HIDDEN, "nhid": QUICK_HIDDEN, "nhidlast": QUICK_HIDDEN}
     batches = {"batch_size": 16, "eval_batch_size": 16, "test_batch_size": 16}
-    evaluation = TrainConfig.tiny(**size, **batches, epochs=3, max_steps_per_epoch=60)
+    evaluation = TrainConfig.tiny(**size, **batches, epochs=2, max_steps_per_epoch=50)
     supernet = TrainConfig.tiny(**size, **batches, epochs=3, max_steps_per_epoch=25, asgd=False)
     shrink = _quick_policy_overrides(supernet.lr)
     return Preset(
         name="quick",
         scale=(
             f"quick preset: real PTB (first 50k training tokens), hidden {QUICK_HIDDEN}, 3 search "
-            "epochs of 25 steps, 3 training epochs of 60 steps, 2 seeds; quick results check the "
+            "epochs of 25 steps, 2 training epochs of 50 steps, 2 seeds; quick results check the "
             "pipeline, not the science"
         ),
         seeds=2,
         policies=tuple(p for p in DEFAULT_POLICIES if p in POLICIES),
-        data=DataSettings(corpus="ptb", train_tokens=50_000, valid_tokens=8_000, test_tokens=8_000),
+        data=DataSettings(corpus="ptb", train_tokens=50_000, valid_tokens=3_000, test_tokens=3_000),
         search=SearchSettings(
             supernet=supernet,
             budget=Budget(epochs=3, steps_per_epoch=25, controller_steps=5, final_samples=8,
