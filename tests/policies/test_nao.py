@@ -167,3 +167,21 @@ def test_normalised_scores_are_min_max_and_survive_divergence():
     assert normalise_scores(np.array([60.0, 80.0, 100.0])).tolist() == [0.0, 0.5, 1.0]
     assert normalise_scores(np.array([60.0, np.inf, 100.0, np.nan])).tolist() == [0, 1, 1, 1]
     assert normalise_scores(np.array([5.0, 5.0])).tolist() == [0.5, 0.5]
+
+
+def test_nao_initialises_the_epd_as_nao_ws():
+    """encoder.py: only the predictor MLP gets U(-INITRANGE, INITRANGE) weights and zero biases;
+    embeddings (N(0, 1)) and LSTMs keep PyTorch's initialisation."""
+    policy = NaoPolicy(NaoConfig(seed_pool=20, new_archs=5, random_archs=5))
+    epd, _ = policy.build_epd(Space(4), np.random.default_rng(0), torch.device("cpu"))
+    linears = [m for m in epd.encoder.mlp if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 5  # 4 hidden layers and the output
+    for layer in linears:
+        weight = layer.weight.detach()
+        assert weight.abs().max() <= 0.04 and weight.abs().max() > 0.03
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+    embedding = epd.encoder.embedding.weight.detach()
+    assert 0.7 < float(embedding.std()) < 1.3  # nn.Embedding's N(0, 1)
+    bound = 1 / 96**0.5  # nn.LSTM's U(-1/sqrt(H), 1/sqrt(H))
+    lstm = epd.encoder.rnn.weight_hh_l0.detach()
+    assert lstm.abs().max() <= bound and lstm.abs().max() > 0.9 * bound

@@ -64,7 +64,7 @@ class NaoConfig:
     max_step_size: int = 30  # step sizes 1, 2, ... up to this (controller_max_step_size)
     random_archs: int = 50  # fresh random architectures per round (train_search.py: 50)
     eval_batches: int = 1  # validation minibatches per pool architecture score
-    init_range: float = 0.04  # EPD weights ~ U(-r, r) (NAO encoder/decoder INITRANGE)
+    init_range: float = 0.04  # predictor MLP weights ~ U(-r, r) (NAO-WS encoder INITRANGE)
 
     def __post_init__(self) -> None:
         for name in (
@@ -239,8 +239,12 @@ class EncoderPredictorDecoder(nn.Module):
         self.config = config
         self.encoder = Encoder(self.codec, config)
         self.decoder = Decoder(self.codec, config)
-        for param in self.parameters():
-            nn.init.uniform_(param, -config.init_range, config.init_range)
+        # NAO-WS rnn encoder.py: the predictor MLP's weights ~ U(-INITRANGE, INITRANGE), its
+        # biases 0; the embeddings, LSTMs, attention and output layer keep PyTorch's defaults.
+        for layer in self.encoder.mlp:
+            if isinstance(layer, nn.Linear):
+                nn.init.uniform_(layer.weight, -config.init_range, config.init_range)
+                nn.init.zeros_(layer.bias)
 
     @property
     def device(self) -> torch.device:
