@@ -129,16 +129,22 @@ class BatchedLM(nn.Module):
         parts = [ACTIVATIONS[op](pre.index_select(0, index)) for op, index in groups]
         return torch.cat(parts).index_select(0, order)
 
-    def recurrence(self, tokens: torch.Tensor, hidden: torch.Tensor,
-                   masks: Masks | None) -> torch.Tensor:
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Each member's embedding rows of tokens (T, K, B): (T, K, B, H), before any dropout."""
+        offsets = torch.arange(self.members, device=tokens.device)[None, :, None] * self.vocab_size
+        return F.embedding(tokens + offsets, self.embedding.reshape(-1, self.nhid))
+
+    def recurrence(self, tokens: torch.Tensor, hidden: torch.Tensor, masks: Masks | None,
+                   embedded: torch.Tensor | None = None) -> torch.Tensor:
         """Cell outputs (T, K, B, H) for tokens (T, K, B) from hidden (K, B, H).
 
         Mask fields are stacked over members: embedding (K, V, 1), the others (K, B, H).
+        `embedded` is `embed(tokens)` when the caller needs its gradient by itself.
         """
         steps, members, batch = tokens.shape
         hid = self.nhid
         offsets = torch.arange(members, device=tokens.device)[None, :, None] * self.vocab_size
-        x = F.embedding(tokens + offsets, self.embedding.reshape(-1, hid))  # (T, K, B, H)
+        x = self.embed(tokens) if embedded is None else embedded  # (T, K, B, H)
         if masks is not None:
             if masks.embedding is not None:  # dropping word rows = scaling looked-up rows
                 x = x * F.embedding(tokens + offsets, masks.embedding.reshape(-1, 1))
@@ -373,15 +379,21 @@ class _Batch:
         config, members = self.config, self.members
         window = self._window()
         masks = _stack_masks([self.member_masks(m, a) for m, a in zip(members, window.active)])
-        states = self.model.recurrence(window.inputs, self.hidden, masks)  # (T, K, B, H)
-        cross_entropy, regularisers = self._backward(states, masks, window)
-        grad_norm = torch.linalg.vector_norm(torch.stack(
-            [torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in self.params
-             if p.grad is not None]), dim=0)  # (K,) clip_grad_norm_'s norm of norms
+        # The embedding lookup is a leaf of its own: its gradient is added into each member's
+        # (V, H) decoder gradient row by row, never through a dense (K*V, H) lookup backward.
+        embedded = self.model.embed(window.inputs).detach().requires_grad_()  # (T, K, B, H)
+        states = self.model.recurrence(window.inputs, self.hidden, masks, embedded)
+        cross_entropy, regularisers, member_grads = self._backward(states, masks, window,
+                                                                   embedded)
+        norms = [torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in self.params
+                 if p.grad is not None]  # the stacked gradients: w0, ws
+        for grads in member_grads:  # embedding, decoder bias: one (V, H) / (V,) per member
+            norms.append(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        grad_norm = torch.linalg.vector_norm(torch.stack(norms), dim=0)  # (K,) norm of norms
         finite = (torch.isfinite(cross_entropy + regularisers) & torch.isfinite(grad_norm)).tolist()
         bad = [k for k, a in enumerate(window.active) if a and not finite[k]]
         stepped = [a and k not in bad for k, a in enumerate(window.active)]
-        self._update(grad_norm, stepped, window.seq_lens, any_bad=bool(bad))
+        self._update(grad_norm, stepped, window.seq_lens, member_grads, any_bad=bool(bad))
         with torch.no_grad():  # each member carries the state of its own last timestep
             ends = states[window.length - 1, torch.arange(len(members))]  # (K, B, H)
             self.hidden = torch.where(window.member_on.view(-1, 1, 1), ends, self.hidden)
@@ -422,9 +434,13 @@ class _Batch:
                        self.train_data[rows_in + 1], length, offsets < length[None],
                        torch.tensor(active, device=self.device))
 
-    def _backward(self, states: torch.Tensor, masks: Masks,
-                  window: _Window) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gradients of the sum of active members' losses; returns (cross-entropy, AR+TAR) (K,).
+    def _backward(self, states: torch.Tensor, masks: Masks, window: _Window,
+                  embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                   list[list[torch.Tensor]]]:
+        """Gradients of the sum of active members' losses.
+
+        Returns each member's cross-entropy and AR+TAR (K,), and the per-member gradients of
+        the tied embedding (V, H) and the decoder bias (V,); w0 and ws get theirs in .grad.
 
         Each active member's tied decoder and cross-entropy run on its own window only, through
         DartsLM's fused decoder loss (no (T, B, V) logits are kept), on detached copies of its
@@ -453,24 +469,26 @@ class _Batch:
             embedding_grads.append(embedding.grad)
             bias_grads.append(bias.grad)
             cross_entropy[k] = ce.detach()
-        model.embedding.grad = torch.stack(embedding_grads)  # (K, V, H)
-        model.decoder_bias.grad = torch.stack(bias_grads)  # (K, V)
         regulariser, regularisers = self._ar_tar(states, dropped, window.valid, window.length,
                                                  window.member_on)
-        # Accumulates the input lookup's embedding gradient onto the decoder's.
         torch.autograd.backward([dropped, regulariser], [dropped_grad, None])
-        return cross_entropy, regularisers
+        assert embedded.grad is not None
+        for k, (active, length) in enumerate(zip(window.active, window.lengths)):
+            if active:  # the input lookup's share of the tied embedding's gradient
+                rows = window.inputs[:length, k].reshape(-1)
+                embedding_grads[k].index_add_(0, rows, embedded.grad[:length, k].reshape(-1, hid))
+        return cross_entropy, regularisers, [embedding_grads, bias_grads]
 
     @torch.no_grad()
     def _update(self, grad_norm: torch.Tensor, stepped: list[bool], seq_lens: list[int],
-                any_bad: bool) -> None:
+                member_grads: list[list[torch.Tensor]], any_bad: bool) -> None:
         """train.py's clip + sgd_step (+ average update) for the members in `stepped`."""
         config, like = self.config, self.model.embedding
         coef = (config.clip / (grad_norm + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s factor
-        lr = torch.tensor([config.lr * s / config.bptt if on else 0.0
-                           for s, on in zip(seq_lens, stepped)], dtype=like.dtype,
-                          device=self.device)
-        for p in self.params:
+        rates = [config.lr * s / config.bptt if on else 0.0 for s, on in zip(seq_lens, stepped)]
+        lr = torch.tensor(rates, dtype=like.dtype, device=self.device)
+        stacked = [p for p in self.params if p.grad is not None]  # w0, ws
+        for p in stacked:
             assert p.grad is not None
             shape = (-1,) + (1,) * (p.dim() - 1)
             grad = p.grad
@@ -479,6 +497,12 @@ class _Batch:
             step = grad.mul_(coef.view(shape)).add_(p, alpha=config.wdecay)  # in the grad's memory
             p.addcmul_(step, lr.view(shape), value=-1.0)
             p.grad = None
+        coefs = coef.tolist()
+        for p, grads in zip((self.model.embedding, self.model.decoder_bias), member_grads):
+            for k, on in enumerate(stepped):  # member by member: each (V, H) stays in cache
+                if on:
+                    p[k].add_(grads[k].mul_(coefs[k]).add_(p[k], alpha=config.wdecay),
+                              alpha=-rates[k])
         averaging = [on and m.averaging for m, on in zip(self.members, stepped)]
         if any(averaging):
             for m, on in zip(self.members, averaging):
