@@ -106,7 +106,7 @@ def bench_mixture(
 def bench_batched(
     n_nodes: int = 2, members: int = 32, nhid: int = 64, batch_size: int = 64, bptt: int = 35,
     vocab_size: int = 10_000, device: str | torch.device = "auto", steps: int = 2,
-    warmup: int = 1, seed: int = 0,
+    warmup: int = 1, seed: int = 0, group_size: int | None = None,
 ) -> dict[str, float | int | str]:
     """One training step of `members` architectures: batched vs one DartsLM after another.
 
@@ -114,6 +114,7 @@ def bench_batched(
     their BPTT windows agree, as in one seed's ground truth). Both sides do the whole step:
     masks, forward, loss with AR/TAR, backward, clipping, SGD. The batched side draws its window
     lengths as training does (the sequential side uses bptt): throughput counts real tokens.
+    `group_size` batches at most that many members together, as train_batched's option does.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -130,7 +131,9 @@ def bench_batched(
                     torch.randint(vocab_size, (1000,), generator=gen),
                     torch.randint(vocab_size, (1000,), generator=gen),
                     vocab=[f"w{i}" for i in range(vocab_size)])
-    batched = _Batch(archs, [seed] * members, corpus, config, dev, None, None)
+    size = members if group_size is None else group_size
+    groups = [_Batch(archs[lo : lo + size], [seed] * len(archs[lo : lo + size]), corpus, config,
+                     dev, None, None) for lo in range(0, members, size)]
     singles = [make_train_step(build_model(a, vocab_size, nhid, dropouts_of(config), seed=seed)
                                .to(dev), config, vocab_size, dev, seed) for a in archs]
 
@@ -140,14 +143,18 @@ def bench_batched(
         return members * batch_size * bptt
 
     def all_at_once() -> int:  # windows are drawn per step: count the tokens really trained
-        before = sum(m.progress.loss_tokens for m in batched.members)
-        batched.train_step()
-        return sum(m.progress.loss_tokens for m in batched.members) - before
+        done = 0
+        for batched in groups:
+            before = sum(m.progress.loss_tokens for m in batched.members)
+            batched.train_step()
+            done += sum(m.progress.loss_tokens for m in batched.members) - before
+        return done
 
     speed = _interleaved({"batched": all_at_once, "sequential": one_after_another}, steps,
                          warmup, dev)
     return {
-        "device": str(dev), "members": members, "n_nodes": n_nodes, "nhid": nhid,
+        "device": str(dev), "members": members, "group_size": size, "n_nodes": n_nodes,
+        "nhid": nhid,
         "batch_size": batch_size, "bptt": bptt, "vocab_size": vocab_size, "steps": steps,
         "threads": torch.get_num_threads(),
         "batched_tokens_per_s": speed["batched"],
