@@ -111,9 +111,17 @@ class RayExecutor:
     def run(
         self, specs: Sequence[JobSpec], start: StartJob, runtime: JobRuntime, sink: ProgressSink
     ) -> Iterator[JobOutcome]:
-        ray = self._ray
-        queue = list(specs)
         pending: dict[Any, tuple[JobSpec, Ticket]] = {}
+        try:
+            yield from self._dispatch(list(specs), pending, start, runtime, sink)
+        except BaseException:  # Ctrl-C or a driver error: do not leave tasks running
+            for ref in pending:
+                self._ray.cancel(ref, force=True)
+            raise
+
+    def _dispatch(self, queue: list[JobSpec], pending: dict[Any, tuple[JobSpec, Ticket]],
+                  start: StartJob, runtime: JobRuntime, sink: ProgressSink) -> Iterator[JobOutcome]:
+        ray = self._ray
         while queue or pending:
             while queue and len(pending) < self.max_in_flight:
                 spec = queue.pop(0)
