@@ -75,6 +75,13 @@ def test_other_bad_options() -> None:
     assert_usage_error(nas("report", "0123456789abcdef"), "no run")
 
 
+def test_ray_cluster_that_does_not_answer() -> None:
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{free_port()}"
+    result = nas("run", "compare", "--space", "3", "--executor", "ray", "--ray-address", address, *TINY)
+    assert_usage_error(result, f"Ray at {address} does not answer", "ray start --head")
+
+
 def test_cuda_without_a_device() -> None:
     import torch
 

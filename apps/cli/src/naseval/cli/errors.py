@@ -25,12 +25,13 @@ class JobsFailed(RuntimeError):
 
 
 def _usage_types() -> tuple[type[BaseException], ...]:
+    from naseval.cli.executors import ExecutorUnavailable
     from naseval.cli.settings import SettingError
     from naseval.cli.tracking import TrackingUnavailable
     from naseval.space import InvalidArchitecture
 
     types: list[type[BaseException]] = [UsageError, SettingError, InvalidArchitecture,
-                                        TrackingUnavailable, FileNotFoundError]
+                                        TrackingUnavailable, ExecutorUnavailable, FileNotFoundError]
     try:
         from naseval.trainer import DataError
 

@@ -8,6 +8,7 @@ comes back as a FAILED outcome; Ray retries only system failures (a worker that 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,10 @@ class Ticket:
 
 
 StartJob = Callable[[JobSpec], Ticket]  # the driver's hook, called just before a job is dispatched
+
+
+class ExecutorUnavailable(RuntimeError):
+    """The executor asked for cannot run here (Ray missing, cluster unreachable)."""
 
 
 class Executor(Protocol):
@@ -90,18 +95,20 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise RuntimeError(
+            raise ExecutorUnavailable(
                 "--executor ray needs Ray: pip install 'naseval-cli[ray]'"
             ) from None
         self._ray = ray
         address = address or os.environ.get("RAY_ADDRESS") or None
+        if address is not None:
+            check_ray_reachable(address)
         runtime_env = {"env_vars": {**_forwarded_env(), **(env_vars or {})}}
         try:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                      runtime_env=runtime_env, include_dashboard=False if address is None else None)
         except Exception as error:
             where = address or "a local Ray instance"
-            raise RuntimeError(f"cannot connect to Ray at {where}: {_first_line(error)}; check "
+            raise ExecutorUnavailable(f"cannot connect to Ray at {where}: {_first_line(error)}; check "
                                "--ray-address/RAY_ADDRESS and that `ray status` works") from None
         self.max_retries = max_retries
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -145,6 +152,23 @@ class RayExecutor:
 
     def close(self) -> None:
         self._ray.shutdown()
+
+
+def check_ray_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast (Ray itself waits minutes) when a head's GCS port does not accept connections."""
+    if address == "auto" or ("://" in address and not address.startswith("ray://")):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorUnavailable(f"--ray-address {address!r} is not host:port (e.g. 127.0.0.1:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as error:
+        raise ExecutorUnavailable(
+            f"Ray at {address} does not answer ({error}); start it with `ray start --head` or "
+            "fix --ray-address/RAY_ADDRESS"
+        ) from None
 
 
 def _forwarded_env() -> dict[str, str]:
