@@ -299,6 +299,20 @@ def test_peeks_show_the_minibatches_the_protocol_names(mode: str) -> None:
     assert net.mixture_loss(weights, "valid").detach().item() == pytest.approx(direct.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["single", "mixture"])
+def test_repeated_peeks_with_dropout_are_identical(mode: str) -> None:
+    """DARTS's finite-difference Hessian-vector product compares two peeks at one cursor."""
+    net = _supernet(mode=mode)
+    weights = torch.softmax(torch.randn(3, 4, generator=torch.Generator().manual_seed(2)), -1)
+    net.train_shared(steps=2)
+    for split in ("train", "valid"):
+        first = net.mixture_loss(weights, split).detach().item()
+        assert net.mixture_loss(weights, split).detach().item() == first
+    before = net.mixture_loss(weights, "train").detach().item()
+    net.train_shared(weights=weights)
+    assert net.mixture_loss(weights, "train").detach().item() != before  # a new cursor
+
+
 def test_peeks_do_not_change_the_training_stream() -> None:
     plain, peeking = _supernet(), _supernet()
     weights = torch.full((3, 4), 0.25)

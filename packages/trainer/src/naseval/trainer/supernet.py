@@ -62,6 +62,7 @@ Mode = Literal["single", "mixture"]
 SHARING_SCHEMES: tuple[str, ...] = ("node", "edge", "edge-op")
 MODES: tuple[str, ...] = ("single", "mixture")
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch's BatchNorm1d defaults, as DARTS uses them
+SPLIT_KEYS = {"train": 0, "valid": 1}  # seeds the dropout masks of mixture_loss peeks
 
 
 def alpha_row(j: int, i: int) -> int:
@@ -298,8 +299,9 @@ class Supernet:
     `config.batch_size` for `mixture_loss(..., "valid")`, whose minibatches are consecutive
     windows of `config.bptt` rows, one per training step, as DARTS pairs them. The hidden state
     a "valid" peek starts from is the one the last peek at the previous validation minibatch
-    ended with (zero when there was none), as DARTS carries `hidden_valid`. Peeks draw their
-    dropout masks from their own generator, so they never change the training stream.
+    ended with (zero when there was none), as DARTS carries `hidden_valid`. A peek's dropout
+    masks depend only on (seed, step, split): repeated peeks at one cursor are identical, and
+    peeks never change the training stream.
     """
 
     def __init__(self, space: Space, corpus: Corpus, config: TrainConfig, *,
@@ -322,9 +324,9 @@ class Supernet:
         self.search_data = batchify(corpus.valid, config.batch_size, self.device)
         self._eval_windows = _validation_windows(self.valid_data.size(0), config.bptt)
         self._search_windows = _validation_windows(self.search_data.size(0), config.bptt)
-        # Independent streams: masks of training steps, masks of peeks, BPTT windows, paths.
+        # Independent streams: masks of training steps, BPTT windows, paths. (Peeks seed their
+        # masks from the cursor: see _peek_masks.)
         self._mask_gen = torch.Generator(self.device).manual_seed(seed)
-        self._peek_gen = torch.Generator(self.device).manual_seed(seed + 1)
         self._bptt_rng = np.random.default_rng([seed, 0])
         self._path_rng = np.random.default_rng([seed, 1])
         # Cursors.
@@ -399,13 +401,24 @@ class Supernet:
         else:
             raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
         self.model.train()
-        masks = self.model.sample_masks(data.size(1), self._peek_gen)
+        masks = self._peek_masks(split, data.size(1))
         _, cross_entropy, next_hidden = self.model.loss(data, targets, hidden, weights, masks)
         if split == "valid":
             self._valid_hidden_next = next_hidden.detach()
         return cross_entropy
 
     # -- training internals ---------------------------------------------------------------------
+
+    def _peek_masks(self, split: str, batch: int) -> Masks:
+        """Dropout masks of a peek: a function of (seed, training step, split) only.
+
+        So every peek at one cursor sees the same masks (DARTS's finite-difference
+        Hessian-vector product compares two such losses), and peeks never move the training
+        stream. DARTS itself redraws masks on every forward.
+        """
+        key = np.random.SeedSequence([self.seed, self.step, SPLIT_KEYS[split]])
+        generator = torch.Generator(self.device).manual_seed(int(key.generate_state(1)[0]))
+        return self.model.sample_masks(batch, generator)
 
     def _draw_seq_len(self) -> int:
         return sample_seq_len(self._bptt_rng, self.config.bptt, self.config.max_seq_len_delta)
@@ -475,12 +488,12 @@ class Supernet:
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed search needs: weights, optimiser, RNG streams and cursors."""
         return {
-            "format": "naseval.supernet/1",
+            "format": "naseval.supernet/2",
             "identity": self._identity(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "seed": self.seed,  # seeds the peeks' masks
             "mask_gen": self._mask_gen.get_state(),
-            "peek_gen": self._peek_gen.get_state(),
             "bptt_rng": self._bptt_rng.bit_generator.state,
             "path_rng": self._path_rng.bit_generator.state,
             "cursors": {"step": self.step, "epoch": self.epoch, "row": self._row,
@@ -491,7 +504,7 @@ class Supernet:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format") != "naseval.supernet/1":
+        if state.get("format") != "naseval.supernet/2":
             raise ValueError(f"not a naseval supernet state (format {state.get('format')!r})")
         mine, theirs = self._identity(), state["identity"]
         differ = sorted(key for key in mine if mine[key] != theirs.get(key))
@@ -501,8 +514,8 @@ class Supernet:
                              f"{[mine[k] for k in differ]}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.seed = int(state["seed"])
         self._mask_gen.set_state(state["mask_gen"].cpu())
-        self._peek_gen.set_state(state["peek_gen"].cpu())
         self._bptt_rng.bit_generator.state = state["bptt_rng"]
         self._path_rng.bit_generator.state = state["path_rng"]
         cursors = state["cursors"]
