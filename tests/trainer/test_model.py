@@ -126,9 +126,14 @@ def test_reused_buffers_never_clobber_a_pending_graph() -> None:
         torch.testing.assert_close(model.w0.grad, first, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("chunk_rows", [64, 4096])
 @pytest.mark.parametrize("masked", [True, False])
-def test_fused_loss_matches_reference(masked: bool) -> None:
-    """DartsLM.loss (chunked decoder, 300 rows > one chunk) == lm_loss(ReferenceLM(...))."""
+def test_fused_loss_matches_reference(masked: bool, chunk_rows: int,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """DartsLM.loss (300 rows: several chunks, or one) == lm_loss(ReferenceLM(...))."""
+    import naseval.trainer.model as model_module
+
+    monkeypatch.setattr(model_module, "_decoder_chunk_rows", lambda device: chunk_rows)
     model = build_model(DARTS_V2, 29, 8, ALL_DROPOUTS, seed=0).double()
     with torch.no_grad():
         model.decoder_bias.normal_(generator=torch.Generator().manual_seed(3))

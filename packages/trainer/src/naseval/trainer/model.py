@@ -373,9 +373,17 @@ class DartsLM(nn.Module):
         return _regularised(cross_entropy, states, dropped, alpha, beta), cross_entropy, states[-1]
 
 
-DECODER_CHUNK_ROWS = {"cpu": 256, "cuda": 8192}  # rows of logits alive at once, per device:
-# on CPU 256 rows (10 MB at V=10k) stay in cache and measured fastest single-threaded; on a GPU
-# memory is plentiful and launches are the cost, so one chunk covers a usual step.
+def _decoder_chunk_rows(device: torch.device) -> int:
+    """Rows of logits alive at once in _TiedDecoderLoss, as measured (docs/benchmarks.md).
+
+    Single-threaded CPU: 256 rows (10 MB at V=10k) stay in cache and ran 1.3-2x faster than the
+    unfused decoder. Multi-threaded CPU: every op of a chunk is a parallel region, and their
+    synchronisation dominated small chunks, so 2048 rows. GPU: memory is plentiful and launches
+    are the cost, so one chunk covers a usual step.
+    """
+    if device.type == "cuda":
+        return 8192
+    return 256 if torch.get_num_threads() == 1 else 2048
 
 
 class _TiedDecoderLoss(torch.autograd.Function):
@@ -391,7 +399,7 @@ class _TiedDecoderLoss(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 targets: torch.Tensor) -> torch.Tensor:
         rows = x.size(0)
-        chunk = DECODER_CHUNK_ROWS.get(x.device.type, 256)
+        chunk = _decoder_chunk_rows(x.device)
         need_grad = any(ctx.needs_input_grad[:3])
         total = x.new_zeros((), dtype=torch.float64)
         if need_grad:
