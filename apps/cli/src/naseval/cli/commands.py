@@ -133,24 +133,24 @@ def resolved_device(device: str) -> str:
 
 
 def parse_architecture(text: str) -> Architecture:
-    """Architecture text ("tanh:0 relu:1"), a genotype JSON/DARTS string, or a file holding one."""
-    path = Path(text)
-    if len(text) < 4096 and path.suffix in (".json", ".txt", ".py") and not path.is_file():
+    """Architecture text ("tanh:0 relu:1"), a genotype (JSON or DARTS `Genotype(...)`), or a file
+    holding one of those (a results.json of a search job works too)."""
+    path = Path(text) if len(text) < 4096 else None
+    if path is not None and path.suffix in (".json", ".txt", ".py") and not path.is_file():
         raise UsageError(f"architecture file {text} does not exist")
-    if len(text) < 4096 and path.is_file():
-        content = path.read_text().strip()
-        try:
-            data = json.loads(content)
-        except json.JSONDecodeError:
-            return Architecture.from_genotype(content) if "recurrent" in content else Architecture.parse(content)
-        if isinstance(data, dict) and "genotype" in data and "recurrent" not in data:
-            data = data["genotype"]
-        if isinstance(data, dict) and "arch" in data and "recurrent" not in data:
-            return Architecture.parse(str(data["arch"]))
+    if path is not None and path.is_file():
+        text = path.read_text().strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and "recurrent" not in data:
+        data = data.get("genotype") or data.get("arch") or data
+    if isinstance(data, str):
+        text, data = data, None
+    if data is not None:
         return Architecture.from_genotype(data)
-    if "recurrent" in text:
-        return Architecture.from_genotype(text)
-    return Architecture.parse(text)
+    return Architecture.from_genotype(text) if "recurrent" in text else Architecture.parse(text)
 
 
 # -- running a plan ---------------------------------------------------------------------------
@@ -381,7 +381,9 @@ def _small_space(nodes: int) -> Space:
 
 
 def space_size(nodes: int, json_mode: bool) -> None:
-    space = parse_space(nodes) if nodes <= 12 else Space(nodes)
+    if nodes < 1:
+        raise UsageError(f"a space needs >= 1 node, got {nodes}")
+    space = Space(nodes)
     print(json.dumps({"nodes": nodes, "size": space.size}) if json_mode else f"{space.size:,}")
 
 
