@@ -147,12 +147,6 @@ def test_darts_keeps_a_fixed_prefix_out_of_the_supernet_mixture(
     assert np.isfinite(result.history[-1]["valid_loss"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trainer: Supernet.mixture_loss draws fresh dropout masks on every peek, so the two "
-    "'train' losses of DARTS's finite-difference Hessian-vector product see different masks "
-    "(quark0/darts rnn redraws them per forward too); the implicit term is then mostly noise",
-)
 def test_mixture_loss_peeks_are_repeatable_for_the_hessian_vector_product(corpus: Any) -> None:
     env = Supernet(SPACE, corpus, TrainConfig.tiny(lr=5.0), mode="mixture", seed=0, device="cpu")
     weights = torch.full((6, 4), 0.25)
