@@ -124,3 +124,16 @@ def test_bench_measures_and_estimates() -> None:
     data = json.loads(result.stdout)
     assert data["throughput"]["evaluation"]["fast_tokens_per_s"] > 0
     assert data["compare_space8"]["jobs"] == 16 and data["compare_space8"]["seconds"] > 0
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(workdir: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    result = nas("run", "compare", "--space", "8", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["jobs"] == 16 and plan["estimated_seconds"] > 0
+    assert [s["stage"] for s in plan["stages"]] == ["search", "evaluation"]
+    assert len(plan["stages"][0]["names"]) == 8
+    experiments = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}").search_experiments()
+    assert [e.name for e in experiments] == ["Default"]

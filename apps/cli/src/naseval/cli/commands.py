@@ -59,6 +59,7 @@ class CommonOptions:
     resume: bool  # --resume (default) / --fresh
     json: bool  # --json: results as JSON on stdout
     workdir: Path | None  # checkpoints root (default .naseval/ beside a sqlite store, or cwd)
+    dry_run: bool = False  # print the jobs and the estimate, run nothing
 
 
 # -- resolving input -------------------------------------------------------------------------
@@ -176,8 +177,11 @@ def _data_check(preset: Preset) -> None:
 
 
 def execute(common: CommonOptions, preset: Preset, *, command: str, run_name: str, plan: Plan,
-            analyse: experiments.Analyse, identity: dict[str, Any], console: Console) -> RunSummary:
-    """Estimate, run and report one plan; raises JobsFailed when jobs are missing."""
+            analyse: experiments.Analyse, identity: dict[str, Any], console: Console) -> RunSummary | None:
+    """Estimate, run and report one plan; raises JobsFailed when jobs are missing.
+
+    With --dry-run: the stages, their jobs and the estimate, and None; nothing is written.
+    """
     check_device(common.device)
     if common.executor not in ("local", "ray"):
         raise UsageError(f"--executor must be local or ray, got {common.executor!r}")
@@ -199,6 +203,9 @@ def execute(common: CommonOptions, preset: Preset, *, command: str, run_name: st
                      f"{format_seconds(cost.seconds)} for the rest, run one after another")
     else:
         console.info(f"{plan.expected_jobs} jobs on {device} ({where}{reused})")
+    if common.dry_run:
+        _print_plan(console, plan, common.json, cost.seconds if cost else None)
+        return None
     if common.executor == "ray" and not is_server_uri(uri) and (common.ray_address or os.environ.get("RAY_ADDRESS")):
         console.warn(f"Ray workers log to {uri}; on a multi-machine cluster use an MLflow "
                      "server (--tracking-uri http://...) that every node can reach")
@@ -238,6 +245,21 @@ def execute(common: CommonOptions, preset: Preset, *, command: str, run_name: st
     return summary
 
 
+def _print_plan(console: Console, plan: Plan, json_mode: bool, seconds: float | None) -> None:
+    stages = [{"stage": stage.name, "jobs": stage.expected_jobs,
+               "names": [spec.name for spec in stage.known_jobs]} for stage in plan.stages]
+    if json_mode:
+        console.result(json.dumps({"command": plan.command, "jobs": plan.expected_jobs,
+                                   "estimated_seconds": seconds, "stages": stages}))
+        return
+    for stage in plan.stages:
+        names = [spec.name for spec in stage.known_jobs]
+        listed = (", ".join(names[:6]) + (", ..." if len(names) > 6 else "")) if names \
+            else "built from the stages before"
+        console.result(f"{stage.name}: {stage.expected_jobs} job(s): {listed}")
+    console.result("dry run: nothing was run or logged")
+
+
 def _print_summary(console: Console, common: CommonOptions, summary: RunSummary,
                    invocation: Invocation, uri: str) -> None:
     reused = sum(1 for o in summary.outcomes.values() if o.status == "REUSED")
@@ -271,7 +293,7 @@ def _scale_line(console: Console, preset: Preset, common: CommonOptions) -> None
 # -- run commands ------------------------------------------------------------------------------
 
 
-def compare(common: CommonOptions, *, space: int, policies: str | None, seeds: str | None) -> RunSummary:
+def compare(common: CommonOptions, *, space: int, policies: str | None, seeds: str | None) -> RunSummary | None:
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     the_space = parse_space(space)
     names = parse_policies(policies, preset.policies)
@@ -288,7 +310,7 @@ def compare(common: CommonOptions, *, space: int, policies: str | None, seeds: s
     )
 
 
-def search(common: CommonOptions, *, policy: str, space: int, seed: int) -> RunSummary:
+def search(common: CommonOptions, *, policy: str, space: int, seed: int) -> RunSummary | None:
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     check_policy(policy)
     the_space = parse_space(space)
@@ -302,7 +324,7 @@ def search(common: CommonOptions, *, policy: str, space: int, seed: int) -> RunS
     )
 
 
-def train(common: CommonOptions, *, arch: str, seed: int | None) -> RunSummary:
+def train(common: CommonOptions, *, arch: str, seed: int | None) -> RunSummary | None:
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     architecture = parse_architecture(arch)
     if seed is not None:
@@ -317,7 +339,7 @@ def train(common: CommonOptions, *, arch: str, seed: int | None) -> RunSummary:
     )
 
 
-def ground_truth(common: CommonOptions, *, space: int) -> RunSummary:
+def ground_truth(common: CommonOptions, *, space: int) -> RunSummary | None:
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     the_space = _small_space(space)
     console = Console(json_mode=common.json)
@@ -330,7 +352,7 @@ def ground_truth(common: CommonOptions, *, space: int) -> RunSummary:
     )
 
 
-def ws_ranking(common: CommonOptions, *, space: int) -> RunSummary:
+def ws_ranking(common: CommonOptions, *, space: int) -> RunSummary | None:
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     the_space = _small_space(space)
     console = Console(json_mode=common.json)
@@ -343,7 +365,7 @@ def ws_ranking(common: CommonOptions, *, space: int) -> RunSummary:
     )
 
 
-def sharing(common: CommonOptions) -> RunSummary:
+def sharing(common: CommonOptions) -> RunSummary | None:
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     console = Console(json_mode=common.json)
     _scale_line(console, preset, common)
@@ -356,7 +378,7 @@ def sharing(common: CommonOptions) -> RunSummary:
     )
 
 
-def paper(common: CommonOptions) -> RunSummary:
+def paper(common: CommonOptions) -> RunSummary | None:
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     seed_list = list(range(preset.seeds))
     console = Console(json_mode=common.json)

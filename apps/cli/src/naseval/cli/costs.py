@@ -74,6 +74,10 @@ def measure_throughput(configs: Sequence[Mapping[str, Any]], device: str,
         torch.set_num_threads(previous)
 
 
+MEASURE_BATCH = 16  # a throughput probe uses at most this batch and BPTT: seconds, not minutes
+MEASURE_BPTT = 20
+
+
 def _measure(configs: Sequence[Mapping[str, Any]], device: str) -> dict[int, float]:
     from naseval.trainer import TrainConfig
     from naseval.trainer.bench import bench_train_step
@@ -83,9 +87,11 @@ def _measure(configs: Sequence[Mapping[str, Any]], device: str) -> dict[int, flo
         config = TrainConfig.from_dict({k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
         if config.nhid in out:
             continue
+        probe = config.replace(batch_size=min(config.batch_size, MEASURE_BATCH),
+                               bptt=min(config.bptt, MEASURE_BPTT))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = bench_train_step(config, device=device, steps=2, warmup=1, reference=False)
+            result = bench_train_step(probe, device=device, steps=1, warmup=1, reference=False)
         out[config.nhid] = float(result["fast_tokens_per_s"])
     return out
 

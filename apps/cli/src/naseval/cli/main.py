@@ -56,17 +56,20 @@ SeedsOpt = Annotated[str | None, typer.Option(
     "--seeds", help="A count (3 = seeds 0,1,2) or a list (0,4,7); default: the preset's.")]
 WorkdirOpt = Annotated[Path | None, typer.Option(
     "--workdir", help="Checkpoints live here (default: .naseval/ beside the store or in the cwd).")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Print the jobs and the cost estimate, run nothing.")]
 SpaceOpt = Annotated[int, typer.Option("--space", help="Nodes per cell: 8 (the paper's main space) or 2.")]
 
 
 def _common(preset: str, set_: list[str] | None, config: Path | None, device: str,
             tracking_uri: str | None, experiment: str | None, executor: str,
             ray_address: str | None, out: Path | None, resume: bool, json_: bool,
-            workdir: Path | None) -> commands.CommonOptions:
+            workdir: Path | None, dry_run: bool) -> commands.CommonOptions:
     return commands.CommonOptions(
         preset=preset, settings=list(set_ or []), config_file=config, device=device,
         tracking_uri=tracking_uri, experiment=experiment, executor=executor,
         ray_address=ray_address, out=out, resume=resume, json=json_, workdir=workdir,
+        dry_run=dry_run,
     )
 
 
@@ -80,6 +83,7 @@ def run_compare(
     device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
     resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Every policy searches with each seed; each found architecture is trained from scratch.
 
@@ -87,7 +91,7 @@ def run_compare(
     a random architecture). With --space 2 it adds REAL-BEST from the exhaustive ground truth.
     """
     common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir)
+                     ray_address, out, resume, json_, workdir, dry_run)
     with cli_errors():
         commands.compare(common, space=space, policies=policies, seeds=seeds)
 
@@ -101,10 +105,11 @@ def run_search(
     device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
     resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """One policy's search with one seed: the architecture it finds and its own ranking."""
     common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir)
+                     ray_address, out, resume, json_, workdir, dry_run)
     with cli_errors():
         commands.search(common, policy=policy, space=space, seed=seed)
 
@@ -118,10 +123,11 @@ def run_train(
     device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
     resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Train one architecture from scratch (the evaluation training of the preset)."""
     common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir)
+                     ray_address, out, resume, json_, workdir, dry_run)
     with cli_errors():
         commands.train(common, arch=arch, seed=seed)
 
@@ -133,10 +139,11 @@ def run_ground_truth(
     device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
     resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Train every architecture of a small space on several seeds (the true ranking)."""
     common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir)
+                     ray_address, out, resume, json_, workdir, dry_run)
     with cli_errors():
         commands.ground_truth(common, space=space)
 
@@ -148,10 +155,11 @@ def run_ws_ranking(
     device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
     resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Kendall tau of the weight-sharing ranking against the ground truth, per seed (Figure 4)."""
     common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir)
+                     ray_address, out, resume, json_, workdir, dry_run)
     with cli_errors():
         commands.ws_ranking(common, space=space)
 
@@ -162,10 +170,11 @@ def run_sharing(
     device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
     resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """How the amount of weight sharing biases the WS ranking (Figure 5)."""
     common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir)
+                     ray_address, out, resume, json_, workdir, dry_run)
     with cli_errors():
         commands.sharing(common)
 
@@ -176,10 +185,11 @@ def run_paper(
     device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
     resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """The whole study: 8-node and 2-node tables, ground truth, WS ranking, sharing; one report."""
     common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir)
+                     ray_address, out, resume, json_, workdir, dry_run)
     with cli_errors():
         commands.paper(common)
 
