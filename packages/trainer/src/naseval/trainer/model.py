@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from naseval.space import Architecture
+from naseval.trainer.dropout import locked_mask
 
 DARTS_V2 = Architecture.parse("sigmoid:0 relu:1 relu:1 identity:1 tanh:2 sigmoid:5 tanh:3 relu:5")
 """The cell DARTS found (second order), `genotypes.DARTS_V2` in quark0/darts rnn."""
@@ -66,23 +67,15 @@ class Masks:
     output: torch.Tensor | None  # (B, H) locked mask on the cell output (dropout)
 
 
-def _keep_mask(shape: tuple[int, int], p: float, generator: torch.Generator | None,
-               like: torch.Tensor) -> torch.Tensor | None:
-    if p <= 0.0:
-        return None
-    mask = torch.empty(shape, dtype=like.dtype, device=like.device)
-    return mask.bernoulli_(1.0 - p, generator=generator) / (1.0 - p)
-
-
 def sample_masks(dropouts: Dropouts, vocab_size: int, nhid: int, batch: int,
                  generator: torch.Generator | None, like: torch.Tensor) -> Masks:
     """Draw one segment's masks (in this fixed order: embedding, input, x, h, output)."""
     return Masks(
-        embedding=_keep_mask((vocab_size, 1), dropouts.dropoute, generator, like),
-        input=_keep_mask((batch, nhid), dropouts.dropouti, generator, like),
-        x=_keep_mask((batch, nhid), dropouts.dropoutx, generator, like),
-        h=_keep_mask((batch, nhid), dropouts.dropouth, generator, like),
-        output=_keep_mask((batch, nhid), dropouts.dropout, generator, like),
+        embedding=locked_mask(like, vocab_size, 1, dropouts.dropoute, generator),
+        input=locked_mask(like, batch, nhid, dropouts.dropouti, generator),
+        x=locked_mask(like, batch, nhid, dropouts.dropoutx, generator),
+        h=locked_mask(like, batch, nhid, dropouts.dropouth, generator),
+        output=locked_mask(like, batch, nhid, dropouts.dropout, generator),
     )
 
 
