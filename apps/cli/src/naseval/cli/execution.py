@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from naseval.cli.plan import JobOutcome, JobSpec
 from naseval.cli.settings import stable_hash
-from naseval.cli.tracking import FAILURE_TAG, RESULT_ARTIFACT, MetricLog
+from naseval.cli.tracking import FAILURE_TAG, RESULT_ARTIFACT, MetricLog, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def execute_job(
 ) -> JobOutcome:
     """Run one job in its child run; any exception becomes a FAILED outcome with its reason."""
     quiet_mlflow()
-    client = MlflowClient(tracking_uri=runtime.tracking_uri)
+    client = tracking_client(runtime.tracking_uri)
     checkpoint_dir = checkpoint_dir_for(runtime, spec)
     if runtime.fresh and not resumed and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)

@@ -88,12 +88,51 @@ def _artifact_root_for(uri: str) -> str | None:
     return None
 
 
+LOCK_RETRIES = 8  # attempts of a store call that hit "database is locked" (parallel sqlite writers)
+
+
+class RetryingClient:
+    """An MlflowClient whose calls are retried, with backoff, while a sqlite store is locked.
+
+    Ray workers of one run write to the same sqlite file; sqlite's own 5 s lock wait is not
+    always enough on a busy machine.
+    """
+
+    def __init__(self, tracking_uri: str) -> None:
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(LOCK_RETRIES):
+                try:
+                    return attribute(*args, **kwargs)
+                except Exception as error:
+                    if "database is locked" not in str(error) or attempt == LOCK_RETRIES - 1:
+                        raise
+                    time.sleep(0.2 * 2**attempt)
+            raise AssertionError("unreachable")
+
+        return call
+
+
+def tracking_client(uri: str) -> MlflowClient:
+    """A client of `uri`; for sqlite stores one that waits out concurrent writers."""
+    if uri.startswith("sqlite:"):
+        client: MlflowClient = RetryingClient(uri)  # type: ignore[assignment]
+        return client
+    return MlflowClient(tracking_uri=uri)
+
+
 class Tracker:
     """The driver's side of MLflow: experiments, parent runs, finding and preparing child runs."""
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = tracking_client(uri)
 
     def experiment(self, name: str) -> str:
         """The id of experiment `name`, created (once, by the driver) if it does not exist."""
