@@ -19,11 +19,11 @@ def python_blocks(readme: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
 
 
-@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
 def test_every_library_readme_has_an_example() -> None:
     assert [p.parent.name for p in READMES] == ["analysis", "policies", "space", "trainer"]
 
 
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
 def test_readme_python_examples_run(readme: Path, tmp_path: Path) -> None:
     blocks = python_blocks(readme)
     assert blocks, f"{readme.relative_to(ROOT)} has no Python example"
