@@ -17,8 +17,10 @@ $(STAMP): constraints.txt requirements-dev.txt packages/*/pyproject.toml apps/cl
 
 setup: $(STAMP)
 
+# The main job: the paper's protocol on the 8-node space at the quick preset's scale.
+# PTB comes from NASEVAL_DATA_DIR, the user cache, or is downloaded and verified.
 run: setup
-	$(BIN)/python examples/space_demo.py
+	$(BIN)/nas run compare --space 8
 
 lint: setup
 	$(BIN)/ruff check .

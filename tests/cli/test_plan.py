@@ -32,3 +32,22 @@ def test_seeds_option() -> None:
     for bad in ("0", "x", "1,1", "-1,2", ""):
         with pytest.raises(ValueError, match="--seeds"):
             seeds_from_option(bad, [])
+
+
+def test_paper_preset_gives_each_policy_its_authors_search_epochs() -> None:
+    from naseval.cli.experiments import search_spec
+    from naseval.cli.presets import paper
+    from naseval.policies import Budget
+    from naseval.space import Space
+
+    preset = paper()
+    epochs = {
+        policy: Budget(**search_spec(preset, Space(8), policy, 0).config["budget"]).epochs
+        for policy in ("darts", "enas", "nao", "random-ws")
+    }
+    assert epochs == {"darts": 50, "enas": 150, "nao": 1000, "random-ws": 50}
+    # NAO runs its encoder-predictor-decoder only every eval_every epochs: the budget must
+    # leave it rounds to run, in the 8-node space and in the small-space variant alike.
+    for space in (Space(8), Space(2)):
+        nao = preset.policy_config("nao", space.size)
+        assert epochs["nao"] // nao.eval_every >= 4

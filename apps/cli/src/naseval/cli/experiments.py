@@ -35,7 +35,7 @@ def search_spec(preset: Preset, space: Space, policy: str, seed: int) -> JobSpec
 
     config: dict[str, Any] = {
         "data": to_jsonable(preset.data),
-        "budget": to_jsonable(preset.search.budget),
+        "budget": to_jsonable(preset.search.budget_for(policy)),
         "policy": to_jsonable(preset.policy_config(policy, space.size)),
     }
     if POLICIES[policy].trains_supernet:

@@ -36,12 +36,27 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class SearchEpochs:
+    """Search epochs of the policies whose authors used their own; None: `budget.epochs`."""
+
+    darts: int | None = None  # DARTS rnn/train_search.py: 50
+    enas: int | None = None  # ENAS-pytorch config.py max_epoch: 150
+    nao: int | None = None  # NAO-WS rnn/train_search.sh: 1000, the EPD every 200 of them
+    random_ws: int | None = None  # random-WS (Li & Talwalkar) trains the DARTS search supernet
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """The search phase: the weight-sharing supernet and the budget every policy gets."""
 
     supernet: TrainConfig  # training of the shared weights
     budget: Budget  # epochs (and per-policy step counts) of every search
     sharing: Literal["node", "edge", "edge-op"] = "node"  # weight-sharing scheme of the supernet
+    epochs: SearchEpochs = field(default_factory=SearchEpochs)  # per-policy epochs over `budget`
+
+    def budget_for(self, policy: str) -> Budget:
+        epochs = getattr(self.epochs, _field_name(policy), None)
+        return self.budget if epochs is None else dataclasses.replace(self.budget, epochs=epochs)
 
 
 @dataclass(frozen=True)
@@ -191,7 +206,11 @@ def paper() -> Preset:
         seeds=10,
         policies=tuple(p for p in DEFAULT_POLICIES if p in POLICIES),
         data=DataSettings(corpus="ptb"),
-        search=SearchSettings(supernet=search_train, budget=Budget(epochs=search_train.epochs)),
+        search=SearchSettings(
+            supernet=search_train,
+            budget=Budget(epochs=search_train.epochs),
+            epochs=SearchEpochs(darts=50, enas=150, nao=1000, random_ws=50),
+        ),
         policy=_policy_group(small=False),
         policy_small=_policy_group(small=True),
         evaluation=EvaluationSettings(train=evaluation, seed=0),
