@@ -12,20 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from naseval.analysis.errors import AnalysisError
+from naseval.analysis.stats import as_vector
 
 Scores = Sequence[float] | np.ndarray
 
 
 def score_vector(scores: Scores, name: str) -> np.ndarray:
     """`scores` as a finite 1-d float array; rankings cannot place NaN, so it raises on one."""
-    try:
-        array = np.asarray(scores, dtype=float)
-    except (TypeError, ValueError):
-        raise AnalysisError(f"{name} must be a sequence of numbers, got {scores!r}") from None
-    if array.ndim != 1:
-        raise AnalysisError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.size == 0:
-        raise AnalysisError(f"{name} is empty")
+    array = as_vector(scores, name)
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
         raise AnalysisError(

@@ -75,7 +75,7 @@ def as_vector(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     if array.ndim != 1:
         raise AnalysisError(f"{name} must be one-dimensional, got shape {array.shape}")
     if array.size == 0:
-        raise AnalysisError(f"{name} is empty: there is nothing to summarise")
+        raise AnalysisError(f"{name} is empty")
     return array
 
 
