@@ -180,6 +180,13 @@ def check_budget(budget: Any) -> Budget:
     return budget
 
 
+def check_search_args(env: Any, budget: Any, rng: Any, members: tuple[str, ...] = ()) -> None:
+    """The checks every `search` starts with: a Budget, an env with `members`, a numpy rng."""
+    check_budget(budget)
+    check_env(env, members)
+    check_rng(rng)
+
+
 def env_device(env: SearchEnv) -> torch.device:
     """The device of the env's shared weights; the policy's own networks live there too."""
     for param in env.parameters():

@@ -21,10 +21,8 @@ from naseval.policies.base import (
     Budget,
     SearchCallback,
     SearchResult,
-    check_budget,
-    check_env,
     check_positive,
-    check_rng,
+    check_search_args,
     draw_seed,
     emit,
     env_device,
@@ -215,9 +213,7 @@ class DartsPolicy:
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
     ) -> SearchResult:
-        check_budget(budget)
-        check_env(env, MIXTURE_MEMBERS)
-        check_rng(rng)
+        check_search_args(env, budget, rng, MIXTURE_MEMBERS)
         c = self.config
         space = env.space
         steps = budget.steps(env)

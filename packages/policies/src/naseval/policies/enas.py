@@ -22,11 +22,9 @@ from naseval.policies.base import (
     Budget,
     SearchCallback,
     SearchResult,
-    check_budget,
     check_count,
-    check_env,
     check_positive,
-    check_rng,
+    check_search_args,
     draw_seed,
     emit,
     env_device,
@@ -237,9 +235,7 @@ class EnasPolicy:
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
     ) -> SearchResult:
-        check_budget(budget)
-        check_env(env, SINGLE_PATH_MEMBERS)
-        check_rng(rng)
+        check_search_args(env, budget, rng, SINGLE_PATH_MEMBERS)
         c = self.config
         space = env.space
         steps = budget.steps(env)

@@ -12,10 +12,8 @@ from naseval.policies.base import (
     Budget,
     SearchCallback,
     SearchResult,
-    check_budget,
     check_count,
-    check_env,
-    check_rng,
+    check_search_args,
     emit,
     json_number,
     rank_by_perplexity,
@@ -51,9 +49,8 @@ class RandomPolicy:
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
     ) -> SearchResult:
-        check_budget(budget)
-        check_env(env)
-        arch = env.space.sample(check_rng(rng))
+        check_search_args(env, budget, rng)
+        arch = env.space.sample(rng)
         history: list[dict[str, Any]] = []
         emit(history, {"epoch": 0, "sampled": [str(arch)]}, callback)
         return SearchResult(
@@ -102,9 +99,7 @@ class RandomWSPolicy:
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
     ) -> SearchResult:
-        check_budget(budget)
-        check_env(env, SINGLE_PATH_MEMBERS)
-        check_rng(rng)
+        check_search_args(env, budget, rng, SINGLE_PATH_MEMBERS)
         space = env.space
         steps = budget.steps(env)
         history: list[dict[str, Any]] = []
