@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
@@ -40,8 +41,9 @@ def requires(wheel: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         (meta,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
         lines = zf.read(meta).decode().splitlines()
+    # The distribution names of the unconditional requirements, without their version ranges.
     return sorted(
-        line.split(":", 1)[1].split(";")[0].strip().split(">")[0].split("=")[0].split("<")[0]
+        Requirement(line.split(":", 1)[1]).name
         for line in lines
         if line.startswith("Requires-Dist:") and "extra ==" not in line
     )
