@@ -49,6 +49,7 @@ from naseval.trainer.train import (
     _perplexity,
     _Progress,
     dropouts_of,
+    result_record,
     should_switch_to_asgd,
 )
 
@@ -647,19 +648,8 @@ class _Batch:
         test_losses = self.evaluate(self.test_data)
         self.results = []
         for m, test_loss in zip(self.members, test_losses):
-            p = m.progress
-            self.results.append({
-                "arch": str(m.arch),
-                "best_valid_ppl": _perplexity(p.best_val_loss),
-                "final_valid_ppl": p.history[-1]["valid_ppl"],
-                "test_ppl": _perplexity(test_loss),
-                "history": p.history,
-                "asgd_epoch": p.asgd_epoch,
-                "epochs_run": p.epoch,
-                "steps": p.step,
-                "parameters": self.single_parameters,
-                "nan_rollbacks": m.nan_rollbacks,
-            })
+            self.results.append(result_record(m.arch, m.progress, test_loss,
+                                              self.single_parameters, m.nan_rollbacks))
         self.checkpoint()
         return self.results
 

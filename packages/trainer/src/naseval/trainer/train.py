@@ -146,6 +146,23 @@ class _Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def result_record(arch: Architecture, p: _Progress, test_loss: float, parameters: int,
+                  nan_rollbacks: int) -> dict[str, Any]:
+    """A finished run's result, as checkpointed (the fields of TrainResult but seconds)."""
+    return {
+        "arch": str(arch),
+        "best_valid_ppl": _perplexity(p.best_val_loss),
+        "final_valid_ppl": p.history[-1]["valid_ppl"],
+        "test_ppl": _perplexity(test_loss),
+        "history": p.history,
+        "asgd_epoch": p.asgd_epoch,
+        "epochs_run": p.epoch,
+        "steps": p.step,
+        "parameters": parameters,
+        "nan_rollbacks": nan_rollbacks,
+    }
+
+
 class _Run:
     """One training run's mutable state, with snapshot/restore for checkpoints and rollbacks."""
 
@@ -364,19 +381,8 @@ class _Run:
             self.validate_epoch(started)
         self._copy_into_params(self.best_params)
         test_loss = evaluate(self.model, self.test_data, config.bptt)
-        p = self.progress
-        self.result = {
-            "arch": str(self.arch),
-            "best_valid_ppl": _perplexity(p.best_val_loss),
-            "final_valid_ppl": p.history[-1]["valid_ppl"],
-            "test_ppl": _perplexity(test_loss),
-            "history": p.history,
-            "asgd_epoch": p.asgd_epoch,
-            "epochs_run": p.epoch,
-            "steps": p.step,
-            "parameters": parameter_count(self.model),
-            "nan_rollbacks": self.nan_rollbacks,
-        }
+        self.result = result_record(self.arch, self.progress, test_loss,
+                                    parameter_count(self.model), self.nan_rollbacks)
         self.checkpoint()
         return self.result
 
