@@ -45,13 +45,7 @@ def is_real(value: Any) -> bool:
 
 def check_positive(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
     """Raise a ValueError naming `owner.name` unless `value` is a finite number > 0 (or >= 0)."""
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float | np.integer | np.floating)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
+    if not (is_real(value) and (value >= 0 if allow_zero else value > 0)):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{owner}.{name} must be a finite number {bound}, got {value!r}")
 
