@@ -352,8 +352,7 @@ class DartsLM(nn.Module):
                 masks: Masks | None = None) -> LMOutput:
         """tokens (T, B) int64, hidden (B, H); masks None means no dropout (evaluation)."""
         states, dropped = self.features(tokens, hidden, masks)
-        logits = F.linear(dropped, self.embedding, self.decoder_bias)  # (T, B, V)
-        return LMOutput(logits, states[-1], states, dropped)
+        return tied_output(states, dropped, self.embedding, self.decoder_bias)
 
     def loss(self, tokens: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor,
              masks: Masks | None = None, alpha: float = 0.0,
@@ -361,9 +360,25 @@ class DartsLM(nn.Module):
         """(loss with AR/TAR, mean cross-entropy, next hidden): `lm_loss(forward(...))` without
         ever holding the (T, B, V) logits (see _TiedDecoderLoss)."""
         states, dropped = self.features(tokens, hidden, masks)
-        cross_entropy = _TiedDecoderLoss.apply(dropped.reshape(-1, self.nhid), self.embedding,
-                                               self.decoder_bias, targets.reshape(-1))
-        return _regularised(cross_entropy, states, dropped, alpha, beta), cross_entropy, states[-1]
+        return tied_loss(states, dropped, self.embedding, self.decoder_bias, targets, alpha, beta)
+
+
+def tied_output(states: torch.Tensor, dropped: torch.Tensor, embedding: torch.Tensor,
+                bias: torch.Tensor) -> LMOutput:
+    """The LMOutput of cell outputs `states` (T, B, H) and `dropped` (after output dropout)
+    under the tied decoder (embedding (V, H), bias (V,))."""
+    logits = F.linear(dropped, embedding, bias)  # (T, B, V)
+    return LMOutput(logits, states[-1], states, dropped)
+
+
+def tied_loss(states: torch.Tensor, dropped: torch.Tensor, embedding: torch.Tensor,
+              bias: torch.Tensor, targets: torch.Tensor, alpha: float,
+              beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss with AR/TAR, mean cross-entropy, next hidden) of `tied_output(...)` against
+    `targets` (T, B), the decoder fused with its cross-entropy (see _TiedDecoderLoss)."""
+    cross_entropy = _TiedDecoderLoss.apply(dropped.reshape(-1, dropped.size(-1)), embedding,
+                                           bias, targets.reshape(-1))
+    return _regularised(cross_entropy, states, dropped, alpha, beta), cross_entropy, states[-1]
 
 
 def _decoder_chunk_rows(device: torch.device) -> int:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from naseval.space import Architecture
-from naseval.trainer.model import ACTIVATIONS, DartsLM, LMOutput, Masks
+from naseval.trainer.model import ACTIVATIONS, DartsLM, LMOutput, Masks, tied_output
 
 
 class ReferenceLM(nn.Module):
@@ -65,5 +65,4 @@ class ReferenceLM(nn.Module):
         dropped = states
         if masks is not None and masks.output is not None:
             dropped = states * masks.output
-        logits = F.linear(dropped, self.embedding, self.decoder_bias)  # (T, B, V)
-        return LMOutput(logits, states[-1], states, dropped)
+        return tied_output(states, dropped, self.embedding, self.decoder_bias)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from naseval.trainer.model import ACTIVATIONS, LMOutput, Masks
+from naseval.trainer.model import ACTIVATIONS, LMOutput, Masks, tied_output
 from naseval.trainer.supernet import BN_EPS, BN_MOMENTUM, SharedLM, alpha_row
 
 
@@ -76,5 +76,4 @@ def reference_mixture(lm: SharedLM, tokens: torch.Tensor, hidden: torch.Tensor,
     dropped = states_out
     if masks is not None and masks.output is not None:
         dropped = states_out * masks.output
-    logits = F.linear(dropped, lm.embedding, lm.decoder_bias)  # (T, B, V)
-    return LMOutput(logits, states_out[-1], states_out, dropped)
+    return tied_output(states_out, dropped, lm.embedding, lm.decoder_bias)

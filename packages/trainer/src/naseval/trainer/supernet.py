@@ -51,9 +51,9 @@ from naseval.trainer.model import (
     Masks,
     _CellRecurrence,
     _Plan,
-    _regularised,
-    _TiedDecoderLoss,
     sample_masks,
+    tied_loss,
+    tied_output,
 )
 from naseval.trainer.train import dropouts_of
 
@@ -161,8 +161,7 @@ class SharedLM(nn.Module):
 
     def _decode(self, states: torch.Tensor, masks: Masks | None) -> LMOutput:
         dropped = _mul(states, masks.output if masks else None)  # (T, B, H)
-        logits = F.linear(dropped, self.embedding, self.decoder_bias)  # (T, B, V)
-        return LMOutput(logits, states[-1], states, dropped)
+        return tied_output(states, dropped, self.embedding, self.decoder_bias)
 
     def _s0(self, xp_t: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor,
             mask_h: torch.Tensor | None) -> torch.Tensor:
@@ -184,9 +183,7 @@ class SharedLM(nn.Module):
         else:
             states = self._mixture_states(tokens, hidden, path, masks)
         dropped = _mul(states, masks.output if masks else None)  # (T, B, H)
-        cross_entropy = _TiedDecoderLoss.apply(dropped.reshape(-1, self.nhid), self.embedding,
-                                               self.decoder_bias, targets.reshape(-1))
-        return _regularised(cross_entropy, states, dropped, alpha, beta), cross_entropy, states[-1]
+        return tied_loss(states, dropped, self.embedding, self.decoder_bias, targets, alpha, beta)
 
     def forward_path(self, tokens: torch.Tensor, hidden: torch.Tensor, arch: Architecture,
                      masks: Masks | None = None) -> LMOutput:
