@@ -199,14 +199,7 @@ class Driver:
             for path in report.figures.values():
                 client.log_artifact(parent_run_id, str(path), "figures")
             if out is not None:
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "results.json").write_text(json.dumps(report.results, indent=2, default=str))
-                for name, text in report.files.items():
-                    (out / name).write_text(text)
-                if report.figures:
-                    (out / "figures").mkdir(exist_ok=True)
-                for name, path in report.figures.items():
-                    shutil.copy(path, out / "figures" / name)
+                write_report(report, out)
             # Figures live in the scratch dir; point the report at the copies that stay.
             report.figures = {name: (out / "figures" / name) if out else Path(name)
                               for name in report.figures}
@@ -220,6 +213,18 @@ def jobs_record(outcomes: Mapping[str, JobOutcome]) -> list[dict[str, Any]]:
          "spec": o.spec.to_dict()}
         for job_id, o in outcomes.items()
     ]
+
+
+def write_report(report: Report, out: Path) -> None:
+    """Write a report's results.json, its files and a copy of its figures under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report.results, indent=2, default=str))
+    for name, text in report.files.items():
+        (out / name).write_text(text)
+    if report.figures:
+        (out / "figures").mkdir(exist_ok=True)
+    for name, path in report.figures.items():
+        shutil.copy(path, out / "figures" / name)
 
 
 def markdown_report(title: str, report: Report, missing: list[str]) -> str:

@@ -14,7 +14,13 @@ from typing import Any
 
 from naseval.cli import experiments
 from naseval.cli.console import Console
-from naseval.cli.driver import INVOCATION_ARTIFACT, JOBS_ARTIFACT, Report, markdown_report
+from naseval.cli.driver import (
+    INVOCATION_ARTIFACT,
+    JOBS_ARTIFACT,
+    Report,
+    markdown_report,
+    write_report,
+)
 from naseval.cli.errors import UsageError
 from naseval.cli.plan import JobOutcome, JobSpec
 from naseval.cli.presets import PRESETS
@@ -98,14 +104,7 @@ def render_report(tracker: Tracker, run_id: str, *, out: Path | None, json_mode:
         report.files.setdefault("report.md", markdown_report(title, report, missing))
         tracker.client.log_text(run_id, report.files["report.md"], "report.md")
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "results.json").write_text(json.dumps(report.results, indent=2, default=str))
-            for name, text in report.files.items():
-                (out / name).write_text(text)
-            if report.figures:
-                (out / "figures").mkdir(exist_ok=True)
-                for name, path in report.figures.items():
-                    (out / "figures" / name).write_bytes(Path(path).read_bytes())
+            write_report(report, out)
     if json_mode:
         print(json.dumps({"run_id": run_id, "results": report.results, "missing": missing}, default=str))
     else:
