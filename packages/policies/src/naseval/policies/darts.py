@@ -241,7 +241,9 @@ class DartsPolicy:
                 optimizer.step()
                 weights = mixture_weights(alpha.detach(), space)
                 train_losses.append(env.train_shared(None, weights=weights, steps=1))
+            # after the epoch's last step: at the end of the search these are the final ones
             weights = mixture_weights(alpha.detach(), space)
+            arch = self.decode(alpha, space)
             emit(
                 history,
                 {
@@ -251,13 +253,12 @@ class DartsPolicy:
                     "valid_loss": float(np.mean(valid_losses)),
                     "alpha": alpha.detach().cpu().double().tolist(),
                     "weights": weights.cpu().double().tolist(),
-                    "arch": str(self.decode(alpha, space)),
+                    "arch": str(arch),
                 },
                 callback,
             )
 
-        arch = self.decode(alpha, space)
-        strength = _chosen_weight(mixture_weights(alpha.detach(), space).cpu().numpy(), arch, space)
+        strength = _chosen_weight(weights.cpu().numpy(), arch, space)
         return SearchResult(
             policy=self.name,
             arch=arch,
