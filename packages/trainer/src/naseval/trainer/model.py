@@ -309,8 +309,9 @@ class DartsLM(nn.Module):
     """Embedding -> DARTS cell -> tied decoder, with the AWD-LSTM dropouts of DARTS."""
 
     def __init__(self, arch: Architecture, vocab_size: int, nhid: int,
-                 dropouts: Dropouts = Dropouts(), generator: torch.Generator | None = None):
+                 dropouts: Dropouts | None = None, generator: torch.Generator | None = None):
         super().__init__()
+        dropouts = Dropouts() if dropouts is None else dropouts
         if vocab_size < 1 or nhid < 1:
             raise ValueError(f"vocab_size and nhid must be >= 1, got {vocab_size}, {nhid}")
         self.arch, self.vocab_size, self.nhid, self.dropouts = arch, vocab_size, nhid, dropouts
@@ -455,8 +456,8 @@ def lm_loss(output: LMOutput, targets: torch.Tensor, alpha: float = 0.0,
     return _regularised(cross_entropy, output.states, output.dropped, alpha, beta), cross_entropy
 
 
-def build_model(arch: Architecture, vocab_size: int, nhid: int, dropouts: Dropouts = Dropouts(),
-                seed: int | None = None) -> DartsLM:
+def build_model(arch: Architecture, vocab_size: int, nhid: int,
+                dropouts: Dropouts | None = None, seed: int | None = None) -> DartsLM:
     """A DartsLM with weights drawn from `seed` (the global torch RNG when None)."""
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return DartsLM(arch, vocab_size, nhid, dropouts, generator)
