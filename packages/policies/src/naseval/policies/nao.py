@@ -463,11 +463,10 @@ class NaoPolicy:
             )
             emit(history, entry, callback)
 
-        ranking = list(zip(pool, scores))
         return SearchResult(
             policy=self.name,
-            arch=ranking[0][0],
-            ranking=ranking,
+            arch=ranked[0][0],
+            ranking=ranked,  # the last evaluation's, best first
             score=(
                 f"validation perplexity under the shared weights on {c.eval_batches} "
                 "minibatch(es) of NAO's final pool, lower is better"
