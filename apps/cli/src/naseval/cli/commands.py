@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,30 +339,30 @@ def train(common: CommonOptions, *, arch: str, seed: int | None) -> RunSummary |
     )
 
 
-def ground_truth(common: CommonOptions, *, space: int) -> RunSummary | None:
+def _small_space_study(common: CommonOptions, space: int, command: str,
+                       make_plan: Callable[[Preset, Space], Plan],
+                       make_analysis: Callable[[Space], experiments.Analyse]) -> RunSummary | None:
+    """A study over every architecture of a small space (`ground-truth`, `ws-ranking`)."""
     preset = resolve_preset(common.preset, common.settings, common.config_file)
     the_space = _small_space(space)
     console = Console(json_mode=common.json)
     _scale_line(console, preset, common)
-    plan = experiments.ground_truth_plan(preset, the_space)
+    plan = make_plan(preset, the_space)
     return execute(
-        common, preset, command="ground-truth", run_name=f"ground-truth/space={space}/{preset.name}",
-        plan=plan, analyse=experiments.ground_truth_analysis(the_space),
+        common, preset, command=command, run_name=f"{command}/space={space}/{preset.name}",
+        plan=plan, analyse=make_analysis(the_space),
         identity={"space": space}, console=console,
     )
+
+
+def ground_truth(common: CommonOptions, *, space: int) -> RunSummary | None:
+    return _small_space_study(common, space, "ground-truth",
+                              experiments.ground_truth_plan, experiments.ground_truth_analysis)
 
 
 def ws_ranking(common: CommonOptions, *, space: int) -> RunSummary | None:
-    preset = resolve_preset(common.preset, common.settings, common.config_file)
-    the_space = _small_space(space)
-    console = Console(json_mode=common.json)
-    _scale_line(console, preset, common)
-    plan = experiments.ws_ranking_plan(preset, the_space)
-    return execute(
-        common, preset, command="ws-ranking", run_name=f"ws-ranking/space={space}/{preset.name}",
-        plan=plan, analyse=experiments.ws_ranking_analysis(the_space),
-        identity={"space": space}, console=console,
-    )
+    return _small_space_study(common, space, "ws-ranking",
+                              experiments.ws_ranking_plan, experiments.ws_ranking_analysis)
 
 
 def sharing(common: CommonOptions) -> RunSummary | None:
