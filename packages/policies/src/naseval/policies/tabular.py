@@ -221,10 +221,9 @@ class TabularEnv:
         for arch in archs:
             log_ppl = math.log(self.true_ppl(arch))
             log_ppls.append(log_ppl)
-            for j, node in enumerate(arch.nodes, start=1):
-                r, k = _alpha_row(j, node.pred), space.ops.index(node.op)
-                total[r, k] += log_ppl
-                count[r, k] += 1
+            one_hot = arch.to_alpha(space.ops)  # the cell's (node, pred) rows, on its ops
+            total += log_ppl * one_hot
+            count += one_hot
         self._mean_log_ppl = float(np.mean(log_ppls))
         return np.where(count > 0, total / np.maximum(count, 1) - self._mean_log_ppl, 0.0)
 
