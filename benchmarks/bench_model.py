@@ -46,7 +46,7 @@ def test_ratio_same_run(benchmark: Any, device: torch.device) -> None:
 @pytest.mark.parametrize("decoder", ["fused", "plain"])
 def test_decoder_step(benchmark: Any, decoder: str, device: torch.device) -> None:
     """Tied decoder + cross-entropy, forward and backward, on 64 x 35 rows."""
-    from naseval.trainer.model import _TiedDecoderLoss
+    from naseval.trainer.model import TiedDecoderLoss
 
     gen = torch.Generator().manual_seed(0)
     rows = CONFIG.batch_size * CONFIG.bptt
@@ -57,7 +57,7 @@ def test_decoder_step(benchmark: Any, decoder: str, device: torch.device) -> Non
 
     def step() -> None:
         if decoder == "fused":
-            loss = _TiedDecoderLoss.apply(x, weight, bias, targets)
+            loss = TiedDecoderLoss.apply(x, weight, bias, targets)
         else:
             loss = torch.nn.functional.cross_entropy(
                 torch.nn.functional.linear(x, weight, bias), targets)

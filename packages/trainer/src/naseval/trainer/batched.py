@@ -39,16 +39,16 @@ from naseval.trainer.model import (
     ACTIVATIONS,
     DartsLM,
     Masks,
-    _TiedDecoderLoss,
+    TiedDecoderLoss,
     build_model,
     sample_masks,
 )
 from naseval.trainer.train import (
+    Progress,
     TrainingDiverged,
     TrainResult,
-    _perplexity,
-    _Progress,
     dropouts_of,
+    perplexity,
     result_record,
     should_switch_to_asgd,
 )
@@ -228,7 +228,7 @@ class _Member:
         self.init_seed = int(init_seed)
         self.mask_rng = torch.Generator(device=device).manual_seed(int(mask_seed))
         self.len_rng = np.random.default_rng(int(len_seed))
-        self.progress = _Progress()
+        self.progress = Progress()
         self.averaging = False
         self.average_count = 0
         self.nan_rollbacks = 0
@@ -298,7 +298,7 @@ class _Batch:
         for m, saved in zip(self.members, state["members"]):
             m.mask_rng.set_state(saved["mask_rng"].cpu())
             m.len_rng.bit_generator.state = copy.deepcopy(saved["len_rng"])
-            m.progress = _Progress(**copy.deepcopy(saved["progress"]))
+            m.progress = Progress(**copy.deepcopy(saved["progress"]))
             m.averaging, m.average_count = saved["averaging"], saved["average_count"]
             m.nan_rollbacks, m.snapshot = saved["nan_rollbacks"], saved["snapshot"]
 
@@ -353,7 +353,7 @@ class _Batch:
                 for target, value in zip(targets, saved):
                     target[k].copy_(value)
             self.hidden[k].zero_()  # a loaded run starts from a zero state, as train._Run's
-        m.progress = _Progress(**copy.deepcopy(snap["progress"]))
+        m.progress = Progress(**copy.deepcopy(snap["progress"]))
         m.averaging, m.average_count = snap["averaging"], snap["average_count"]
         mask_seed, len_seed = np.random.SeedSequence([m.seed, m.nan_rollbacks]).generate_state(2)
         m.mask_rng.manual_seed(int(mask_seed))
@@ -463,7 +463,7 @@ class _Batch:
             x = dropped[:length, k].detach().reshape(-1, hid).requires_grad_()  # (E*B, H)
             embedding = model.embedding[k].detach().requires_grad_()
             bias = model.decoder_bias[k].detach().requires_grad_()
-            ce = _TiedDecoderLoss.apply(x, embedding, bias, window.targets[:length, k].reshape(-1))
+            ce = TiedDecoderLoss.apply(x, embedding, bias, window.targets[:length, k].reshape(-1))
             ce.backward()
             assert x.grad is not None and embedding.grad is not None and bias.grad is not None
             dropped_grad[:length, k] = x.grad.view(length, batch, hid)
@@ -609,9 +609,9 @@ class _Batch:
                 p.val_losses.append(val_loss)
             train_loss = p.loss_sum / max(p.loss_tokens, 1)
             record = {"epoch": float(epoch), "step": float(p.step), "train_loss": train_loss,
-                      "train_ppl": _perplexity(train_loss), "valid_loss": val_loss,
-                      "valid_ppl": _perplexity(val_loss),
-                      "best_valid_ppl": _perplexity(p.best_val_loss),
+                      "train_ppl": perplexity(train_loss), "valid_loss": val_loss,
+                      "valid_ppl": perplexity(val_loss),
+                      "best_valid_ppl": perplexity(p.best_val_loss),
                       "asgd": float(m.averaging)}
             p.history.append(record)
             p.epoch, p.epoch_step, p.row = epoch, 0, 0
@@ -626,7 +626,7 @@ class _Batch:
         self.emit({"kind": "epoch", "epoch": epoch, "members": records,
                    "valid_ppl_min": min(ppl), "valid_ppl_mean": float(np.mean(ppl)),
                    "valid_ppl_max": max(ppl),
-                   "best_valid_ppl_min": min(_perplexity(m.progress.best_val_loss)
+                   "best_valid_ppl_min": min(perplexity(m.progress.best_val_loss)
                                              for m in self.members),
                    "seconds": time.perf_counter() - started})
 

@@ -10,10 +10,10 @@ Only the h -> h path is sequential, so this implementation
   * computes the x part of W0 for all T timesteps in one matmul before the loop,
   * runs the loop without autograd, with one matmul per *distinct predecessor* (nodes reading the
     same state share it: DARTS_V2 needs 5 instead of 8), and
-  * backpropagates through it by hand (`_CellRecurrence`), keeping only the state gradients
+  * backpropagates through it by hand (`CellRecurrence`), keeping only the state gradients
     sequential; each weight gradient is then one (H, T*B) x (T*B, 2H*k) matmul over all timesteps.
 `DartsLM.loss` (what training uses) also fuses the tied decoder with the cross-entropy, chunk by
-chunk (`_TiedDecoderLoss`). `naseval.trainer.reference.ReferenceLM` is the per-timestep autograd
+chunk (`TiedDecoderLoss`). `naseval.trainer.reference.ReferenceLM` is the per-timestep autograd
 version all of this is tested against.
 """
 
@@ -127,7 +127,7 @@ def _buffer(workspace: _Workspace | None, name: str, shape: tuple[int, ...],
 
 
 @dataclass(frozen=True)
-class _Plan:
+class CellPlan:
     """The architecture as the recurrence needs it: ops, preds, children, derivative terms."""
 
     ops: tuple[str, ...]  # op of node j at index j-1
@@ -140,7 +140,7 @@ class _Plan:
     workspace: _Workspace = field(default_factory=_Workspace, compare=False, repr=False)
 
     @classmethod
-    def of(cls, arch: Architecture) -> _Plan:
+    def of(cls, arch: Architecture) -> CellPlan:
         n = arch.n_nodes
         children = tuple(tuple(j for j in range(1, n + 1) if arch.nodes[j - 1].pred == p)
                          for p in range(n + 1))
@@ -164,7 +164,7 @@ def _activate(op: str, a: torch.Tensor, out: torch.Tensor) -> None:
 
 def _recurrence_forward(
     xp: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor, mask_h: torch.Tensor | None,
-    w_groups: list[torch.Tensor | None], plan: _Plan, workspace: _Workspace | None = None,
+    w_groups: list[torch.Tensor | None], plan: CellPlan, workspace: _Workspace | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the cell over T steps; returns outputs (T,B,H) and states, gates, candidates.
 
@@ -204,13 +204,13 @@ def _recurrence_forward(
     return out, states, gates, cands
 
 
-class _CellRecurrence(torch.autograd.Function):
+class CellRecurrence(torch.autograd.Function):
     """The sequential part of the cell with a hand-written, timestep-batched backward."""
 
     @staticmethod
     def forward(
         ctx: Any, xp: torch.Tensor, h0: torch.Tensor, w_h: torch.Tensor,
-        mask_h: torch.Tensor | None, plan: _Plan, *ws: torch.Tensor,
+        mask_h: torch.Tensor | None, plan: CellPlan, *ws: torch.Tensor,
     ) -> torch.Tensor:
         w_groups = _group_weights(ws, plan)
         workspace = plan.workspace.lend(ctx)
@@ -222,7 +222,7 @@ class _CellRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        plan: _Plan = ctx.plan
+        plan: CellPlan = ctx.plan
         h0, w_h, mask_h, out, states, gates, cands, *ws = ctx.saved_tensors
         w_groups = _group_weights(ws, plan)
         steps, batch, hid = out.shape
@@ -300,7 +300,7 @@ class _CellRecurrence(torch.autograd.Function):
         return (d_pre0, carry, d_w_h, None, None, *d_ws)
 
 
-def _group_weights(ws: Sequence[torch.Tensor], plan: _Plan) -> list[torch.Tensor | None]:
+def _group_weights(ws: Sequence[torch.Tensor], plan: CellPlan) -> list[torch.Tensor | None]:
     return [torch.cat([ws[j - 1] for j in kids], dim=1) if kids else None
             for kids in plan.children]
 
@@ -315,7 +315,7 @@ class DartsLM(nn.Module):
         if vocab_size < 1 or nhid < 1:
             raise ValueError(f"vocab_size and nhid must be >= 1, got {vocab_size}, {nhid}")
         self.arch, self.vocab_size, self.nhid, self.dropouts = arch, vocab_size, nhid, dropouts
-        self.plan = _Plan.of(arch)
+        self.plan = CellPlan.of(arch)
 
         def uniform(*shape: int, bound: float) -> nn.Parameter:
             return nn.Parameter(torch.empty(shape).uniform_(-bound, bound, generator=generator))
@@ -344,7 +344,7 @@ class DartsLM(nn.Module):
                 x = x * F.embedding(tokens, masks.embedding)
             x = _mul(_mul(x, masks.input), masks.x)
         xp = x @ self.w0[:hid]  # (T, B, 2H): the x part of [c0, h0] for every timestep at once
-        states = _CellRecurrence.apply(
+        states = CellRecurrence.apply(
             xp, hidden, self.w0[hid:], masks.h if masks else None, self.plan, *self.ws
         )  # (T, B, H)
         return states, _mul(states, masks.output if masks else None)
@@ -359,7 +359,7 @@ class DartsLM(nn.Module):
              masks: Masks | None = None, alpha: float = 0.0,
              beta: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss with AR/TAR, mean cross-entropy, next hidden): `lm_loss(forward(...))` without
-        ever holding the (T, B, V) logits (see _TiedDecoderLoss)."""
+        ever holding the (T, B, V) logits (see TiedDecoderLoss)."""
         states, dropped = self.features(tokens, hidden, masks)
         return tied_loss(states, dropped, self.embedding, self.decoder_bias, targets, alpha, beta)
 
@@ -376,14 +376,14 @@ def tied_loss(states: torch.Tensor, dropped: torch.Tensor, embedding: torch.Tens
               bias: torch.Tensor, targets: torch.Tensor, alpha: float,
               beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss with AR/TAR, mean cross-entropy, next hidden) of `tied_output(...)` against
-    `targets` (T, B), the decoder fused with its cross-entropy (see _TiedDecoderLoss)."""
-    cross_entropy = _TiedDecoderLoss.apply(dropped.reshape(-1, dropped.size(-1)), embedding,
+    `targets` (T, B), the decoder fused with its cross-entropy (see TiedDecoderLoss)."""
+    cross_entropy = TiedDecoderLoss.apply(dropped.reshape(-1, dropped.size(-1)), embedding,
                                            bias, targets.reshape(-1))
     return _regularised(cross_entropy, states, dropped, alpha, beta), cross_entropy, states[-1]
 
 
 def _decoder_chunk_rows(device: torch.device) -> int:
-    """Rows of logits alive at once in _TiedDecoderLoss, as measured (docs/benchmarks.md).
+    """Rows of logits alive at once in TiedDecoderLoss, as measured (docs/benchmarks.md).
 
     Single-threaded CPU: 256 rows (10 MB at V=10k) stay in cache and ran 1.3-2x faster than the
     unfused decoder. Multi-threaded CPU: every op of a chunk is a parallel region, and their
@@ -395,7 +395,7 @@ def _decoder_chunk_rows(device: torch.device) -> int:
     return 256 if torch.get_num_threads() == 1 else 2048
 
 
-class _TiedDecoderLoss(torch.autograd.Function):
+class TiedDecoderLoss(torch.autograd.Function):
     """mean_i CE(x_i W^T + b, y_i), chunk by chunk, with its gradients formed on the way.
 
     The unfused decoder writes and reads four (N, V) tensors per step (logits, log-softmax and

@@ -46,11 +46,11 @@ from naseval.trainer.model import (
     ACTIVATIONS,
     CELL_INIT_RANGE,
     EMBEDDING_INIT_RANGE,
+    CellPlan,
+    CellRecurrence,
     Dropouts,
     LMOutput,
     Masks,
-    _CellRecurrence,
-    _Plan,
     sample_masks,
     tied_loss,
     tied_output,
@@ -200,8 +200,8 @@ class SharedLM(nn.Module):
         mats = self.path_matrices(arch)  # (n, H, 2H)
         mask_h = masks.h if masks else None
         if not self.batchnorm:  # DartsLM's timestep-batched recurrence
-            return _CellRecurrence.apply(xp, hidden, self.w0[self.nhid :], mask_h,
-                                         _Plan.of(arch), *mats.unbind(0))  # (T, B, H)
+            return CellRecurrence.apply(xp, hidden, self.w0[self.nhid :], mask_h,
+                                        CellPlan.of(arch), *mats.unbind(0))  # (T, B, H)
         # Views taken once, not per timestep: each has one backward that writes the parameter.
         w_h, node_mats = self.w0[self.nhid :], mats.unbind(0)
         outputs = []

@@ -110,7 +110,7 @@ def evaluate(model: DartsLM, data: torch.Tensor, bptt: int) -> float:
     return float(total) / count
 
 
-def _perplexity(loss: float) -> float:
+def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
 
 
@@ -129,7 +129,7 @@ class _ParamAverage:
 
 
 @dataclass
-class _Progress:
+class Progress:
     """Everything besides weights and RNGs that a resumed run must find as it was."""
 
     epoch: int = 0  # epochs completed
@@ -146,14 +146,14 @@ class _Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def result_record(arch: Architecture, p: _Progress, test_loss: float, parameters: int,
+def result_record(arch: Architecture, p: Progress, test_loss: float, parameters: int,
                   nan_rollbacks: int) -> dict[str, Any]:
     """A finished run's result, as checkpointed (the fields of TrainResult but seconds)."""
     return {
         "arch": str(arch),
-        "best_valid_ppl": _perplexity(p.best_val_loss),
+        "best_valid_ppl": perplexity(p.best_val_loss),
         "final_valid_ppl": p.history[-1]["valid_ppl"],
-        "test_ppl": _perplexity(test_loss),
+        "test_ppl": perplexity(test_loss),
         "history": p.history,
         "asgd_epoch": p.asgd_epoch,
         "epochs_run": p.epoch,
@@ -182,7 +182,7 @@ class _Run:
         self.hidden = self.model.init_hidden(config.batch_size)  # (B, H)
         self.average: _ParamAverage | None = None
         self.best_params = [p.detach().clone() for p in self.params]
-        self.progress = _Progress()
+        self.progress = Progress()
         self.nan_rollbacks = 0
         self.snapshot: dict[str, Any] = {}
         self.result: dict[str, Any] | None = None
@@ -223,7 +223,7 @@ class _Run:
         self.hidden = state["hidden"].clone().to(self.device)
         self.mask_rng.set_state(state["mask_rng"].cpu())
         self.len_rng.bit_generator.state = copy.deepcopy(state["len_rng"])
-        self.progress = _Progress(**copy.deepcopy(state["progress"]))
+        self.progress = Progress(**copy.deepcopy(state["progress"]))
         self.nan_rollbacks = int(state["nan_rollbacks"])
         self.result = state["result"]
 
@@ -279,7 +279,7 @@ class _Run:
         self.emit({"kind": "rollback", "step": self.progress.step,
                    "epoch": self.progress.epoch + 1, "nan_rollbacks": float(rollbacks)})
 
-    def epoch_done(self, p: _Progress) -> bool:
+    def epoch_done(self, p: Progress) -> bool:
         limit = self.config.max_steps_per_epoch
         return (p.row >= self.train_data.size(0) - 2
                 or (limit is not None and p.epoch_step >= limit))
@@ -319,7 +319,7 @@ class _Run:
         if config.log_every and p.step % config.log_every == 0:
             train_loss = p.log_sum / p.log_tokens
             self.emit({"kind": "step", "step": p.step, "epoch": p.epoch + 1,
-                       "train_loss": train_loss, "train_ppl": _perplexity(train_loss),
+                       "train_loss": train_loss, "train_ppl": perplexity(train_loss),
                        "lr": config.lr * seq_len / config.bptt})
             p.log_sum, p.log_tokens = 0.0, 0
         return True
@@ -347,9 +347,9 @@ class _Run:
             p.val_losses.append(val_loss)
         train_loss = p.loss_sum / max(p.loss_tokens, 1)
         record = {"epoch": float(epoch), "step": float(p.step), "train_loss": train_loss,
-                  "train_ppl": _perplexity(train_loss), "valid_loss": val_loss,
-                  "valid_ppl": _perplexity(val_loss),
-                  "best_valid_ppl": _perplexity(p.best_val_loss),
+                  "train_ppl": perplexity(train_loss), "valid_loss": val_loss,
+                  "valid_ppl": perplexity(val_loss),
+                  "best_valid_ppl": perplexity(p.best_val_loss),
                   "asgd": float(self.average is not None)}
         p.history.append(record)
         p.epoch, p.epoch_step, p.row = epoch, 0, 0
