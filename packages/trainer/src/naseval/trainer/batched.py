@@ -607,15 +607,7 @@ class _Batch:
                             mean[k].copy_(value[k])
                     log.info("member %d (%s): averaged SGD after epoch %d", k, m.arch, epoch)
                 p.val_losses.append(val_loss)
-            train_loss = p.loss_sum / max(p.loss_tokens, 1)
-            record = {"epoch": float(epoch), "step": float(p.step), "train_loss": train_loss,
-                      "train_ppl": perplexity(train_loss), "valid_loss": val_loss,
-                      "valid_ppl": perplexity(val_loss),
-                      "best_valid_ppl": perplexity(p.best_val_loss),
-                      "asgd": float(m.averaging)}
-            p.history.append(record)
-            p.epoch, p.epoch_step, p.row = epoch, 0, 0
-            p.loss_sum, p.loss_tokens = 0.0, 0
+            record = p.close_epoch(epoch, val_loss, m.averaging)
             records.append({**record, "arch": str(m.arch), "seed": m.seed})
             ppl.append(record["valid_ppl"])
         self.epoch = epoch

@@ -145,6 +145,19 @@ class Progress:
     asgd_epoch: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def close_epoch(self, epoch: int, val_loss: float, averaging: bool) -> dict[str, float]:
+        """Append epoch `epoch`'s history entry (returned) and zero the per-epoch counters."""
+        train_loss = self.loss_sum / max(self.loss_tokens, 1)
+        record = {"epoch": float(epoch), "step": float(self.step), "train_loss": train_loss,
+                  "train_ppl": perplexity(train_loss), "valid_loss": val_loss,
+                  "valid_ppl": perplexity(val_loss),
+                  "best_valid_ppl": perplexity(self.best_val_loss),
+                  "asgd": float(averaging)}
+        self.history.append(record)
+        self.epoch, self.epoch_step, self.row = epoch, 0, 0
+        self.loss_sum, self.loss_tokens = 0.0, 0
+        return record
+
 
 def result_record(arch: Architecture, p: Progress, test_loss: float, parameters: int,
                   nan_rollbacks: int) -> dict[str, Any]:
@@ -345,15 +358,7 @@ class _Run:
                 self.average = _ParamAverage(self.params)
                 log.info("switching to averaged SGD after epoch %d", epoch)
             p.val_losses.append(val_loss)
-        train_loss = p.loss_sum / max(p.loss_tokens, 1)
-        record = {"epoch": float(epoch), "step": float(p.step), "train_loss": train_loss,
-                  "train_ppl": perplexity(train_loss), "valid_loss": val_loss,
-                  "valid_ppl": perplexity(val_loss),
-                  "best_valid_ppl": perplexity(p.best_val_loss),
-                  "asgd": float(self.average is not None)}
-        p.history.append(record)
-        p.epoch, p.epoch_step, p.row = epoch, 0, 0
-        p.loss_sum, p.loss_tokens = 0.0, 0
+        record = p.close_epoch(epoch, val_loss, self.average is not None)
         self.hidden = self.model.init_hidden(config.batch_size)
         self.checkpoint()
         self.emit({"kind": "epoch", **record, "step": p.step, "epoch": epoch,
