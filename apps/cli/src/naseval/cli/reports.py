@@ -95,7 +95,7 @@ def render_report(tracker: Tracker, run_id: str, *, out: Path | None, json_mode:
             missing.append(f"{spec.name}: {job.get('error')}")
             outcomes[job["job_id"]] = JobOutcome(spec, "FAILED", None, error=job.get("error"))
             continue
-        result = _load_json(tracker, job["run_id"], "results.json")
+        result = tracker.load_result(job["run_id"])
         outcomes[job["job_id"]] = JobOutcome(spec, job["status"], result, run_id=job["run_id"])
     analyse = analysis_for(invocation["command"], invocation["identity"])
     with tempfile.TemporaryDirectory(prefix="naseval-report-") as scratch:
