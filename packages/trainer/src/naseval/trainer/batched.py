@@ -372,8 +372,7 @@ class _Batch:
     # -- training ------------------------------------------------------------------------------
 
     def epoch_done(self, m: _Member) -> bool:
-        limit, p = self.config.max_steps_per_epoch, m.progress
-        return p.row >= self.train_data.size(0) - 2 or (limit is not None and p.epoch_step >= limit)
+        return m.progress.epoch_done(self.train_data.size(0), self.config.max_steps_per_epoch)
 
     def train_step(self) -> None:
         """One step of every member whose epoch is not over (the others idle)."""

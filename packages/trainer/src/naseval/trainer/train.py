@@ -145,6 +145,11 @@ class Progress:
     asgd_epoch: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def epoch_done(self, train_rows: int, max_steps: int | None) -> bool:
+        """Whether the epoch is over: the training rows used up, or `max_steps` steps taken."""
+        return (self.row >= train_rows - 2
+                or (max_steps is not None and self.epoch_step >= max_steps))
+
     def close_epoch(self, epoch: int, val_loss: float, averaging: bool) -> dict[str, float]:
         """Append epoch `epoch`'s history entry (returned) and zero the per-epoch counters."""
         train_loss = self.loss_sum / max(self.loss_tokens, 1)
@@ -293,9 +298,7 @@ class _Run:
                    "epoch": self.progress.epoch + 1, "nan_rollbacks": float(rollbacks)})
 
     def epoch_done(self, p: Progress) -> bool:
-        limit = self.config.max_steps_per_epoch
-        return (p.row >= self.train_data.size(0) - 2
-                or (limit is not None and p.epoch_step >= limit))
+        return p.epoch_done(self.train_data.size(0), self.config.max_steps_per_epoch)
 
     def train_step(self) -> bool:
         """One optimiser step; False when it was rolled back instead."""
