@@ -51,18 +51,29 @@ class ReferenceLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor, hidden: torch.Tensor,
                 masks: Masks | None = None) -> LMOutput:
-        embedding: torch.Tensor = self.embedding
-        if masks is not None and masks.embedding is not None:
-            embedding = embedding * masks.embedding
-        x = F.embedding(tokens, embedding)  # (T, B, H)
-        if masks is not None and masks.input is not None:
-            x = x * masks.input
+        x = reference_embed(self.embedding, tokens, masks)  # (T, B, H)
         outputs = []
         for t in range(tokens.size(0)):
             hidden = self.cell(x[t], hidden, masks)
             outputs.append(hidden)
-        states = torch.stack(outputs)  # (T, B, H)
-        dropped = states
-        if masks is not None and masks.output is not None:
-            dropped = states * masks.output
-        return tied_output(states, dropped, self.embedding, self.decoder_bias)
+        return reference_decode(torch.stack(outputs), masks, self.embedding, self.decoder_bias)
+
+
+def reference_embed(embedding: torch.Tensor, tokens: torch.Tensor,
+                    masks: Masks | None) -> torch.Tensor:
+    """The DARTS way: drop whole rows of the (V, H) table, look up tokens (T, B), drop inputs."""
+    if masks is not None and masks.embedding is not None:
+        embedding = embedding * masks.embedding
+    x = F.embedding(tokens, embedding)  # (T, B, H)
+    if masks is not None and masks.input is not None:
+        x = x * masks.input
+    return x
+
+
+def reference_decode(states: torch.Tensor, masks: Masks | None, embedding: torch.Tensor,
+                     bias: torch.Tensor) -> LMOutput:
+    """Output dropout on the cell outputs (T, B, H), then the tied decoder."""
+    dropped = states
+    if masks is not None and masks.output is not None:
+        dropped = states * masks.output
+    return tied_output(states, dropped, embedding, bias)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from naseval.trainer.model import ACTIVATIONS, LMOutput, Masks, tied_output
+from naseval.trainer.model import ACTIVATIONS, LMOutput, Masks
+from naseval.trainer.reference import reference_decode, reference_embed
 from naseval.trainer.supernet import BN_EPS, BN_MOMENTUM, SharedLM, alpha_row
 
 
@@ -43,12 +44,7 @@ def reference_mixture(lm: SharedLM, tokens: torch.Tensor, hidden: torch.Tensor,
         return F.batch_norm(s, lm.bn_mean, lm.bn_var, None, None, lm.training, BN_MOMENTUM,
                             BN_EPS)
 
-    embedding: torch.Tensor = lm.embedding
-    if masks is not None and masks.embedding is not None:
-        embedding = embedding * masks.embedding
-    x = F.embedding(tokens, embedding)  # (T, B, H)
-    if masks is not None and masks.input is not None:
-        x = x * masks.input
+    x = reference_embed(lm.embedding, tokens, masks)  # (T, B, H)
     mask_x = masks.x if masks is not None else None
     mask_h = masks.h if masks is not None else None
     shared_matmul = lm.sharing != "edge-op" and not matmul_per_op  # DARTS: one per node
@@ -72,8 +68,4 @@ def reference_mixture(lm: SharedLM, tokens: torch.Tensor, hidden: torch.Tensor,
             states = torch.cat([states, bn(s).unsqueeze(0)], 0)
         hidden = torch.mean(states[1:], dim=0)
         outputs.append(hidden)
-    states_out = torch.stack(outputs)  # (T, B, H)
-    dropped = states_out
-    if masks is not None and masks.output is not None:
-        dropped = states_out * masks.output
-    return tied_output(states_out, dropped, lm.embedding, lm.decoder_bias)
+    return reference_decode(torch.stack(outputs), masks, lm.embedding, lm.decoder_bias)
