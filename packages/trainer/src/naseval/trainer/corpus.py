@@ -57,12 +57,12 @@ def verify_ptb(path: str | os.PathLike[str]) -> Path:
     Raises DataError naming the first missing or corrupt file.
     """
     folder = Path(path)
-    for name in PTB_SHA256:
-        if not (folder / name).is_file():
-            raise DataError(
-                f"PTB file {folder / name} is missing; run `nas data download` or point "
-                f"{DATA_DIR_ENV} at a folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt"
-            )
+    missing = _missing_ptb(folder)
+    if missing:
+        raise DataError(
+            f"PTB file {folder / missing[0]} is missing; run `nas data download` or point "
+            f"{DATA_DIR_ENV} at a folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt"
+        )
     for name, expected in PTB_SHA256.items():
         file = folder / name
         actual = sha256_file(file)
@@ -74,8 +74,8 @@ def verify_ptb(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _has_ptb(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in PTB_SHA256)
+def _missing_ptb(folder: Path) -> list[str]:
+    return [name for name in PTB_SHA256 if not (folder / name).is_file()]
 
 
 def find_ptb(path: str | os.PathLike[str] | None = None) -> Path | None:
@@ -88,15 +88,15 @@ def find_ptb(path: str | os.PathLike[str] | None = None) -> Path | None:
     for origin, value in (("path", path), (DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV))):
         if value:
             folder = Path(value)
-            if not _has_ptb(folder):
-                missing = [n for n in PTB_SHA256 if not (folder / n).is_file()]
+            missing = _missing_ptb(folder)
+            if missing:
                 raise DataError(
                     f"{origin} {folder} lacks {', '.join(missing)}; fix the path or run "
                     f"`nas data download --dest {folder}`"
                 )
             return folder
     cache = default_cache_dir()
-    return cache if _has_ptb(cache) else None
+    return cache if not _missing_ptb(cache) else None
 
 
 def download_ptb(
