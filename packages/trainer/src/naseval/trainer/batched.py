@@ -39,9 +39,9 @@ from naseval.trainer.model import (
     ACTIVATIONS,
     DartsLM,
     Masks,
-    TiedDecoderLoss,
     build_model,
     sample_masks,
+    tied_decoder_loss,
 )
 from naseval.trainer.train import (
     Progress,
@@ -155,13 +155,14 @@ class BatchedLM(nn.Module):
         mask_h = masks.h if masks is not None else None
         xp = torch.bmm(x.transpose(0, 1).reshape(members, steps * batch, hid),
                        self.w0[:, :hid])  # (K, T*B, 2H)
-        xp = xp.view(members, steps, batch, 2 * hid)
+        # unbind, not xp[:, t]: each select's backward would fill a zero tensor of xp's size
+        xp_steps = xp.view(members, steps, batch, 2 * hid).unbind(1)  # T x (K, B, 2H)
         member_index = torch.arange(members, device=tokens.device)
         outputs = []
         h = hidden
         for t in range(steps):
             h_in = h if mask_h is None else h * mask_h
-            c0, h0 = torch.baddbmm(xp[:, t], h_in, self.w0[:, hid:]).chunk(2, dim=-1)
+            c0, h0 = torch.baddbmm(xp_steps[t], h_in, self.w0[:, hid:]).chunk(2, dim=-1)
             states = [h + torch.sigmoid(c0) * (torch.tanh(h0) - h)]  # s0 (K, B, H)
             for j in range(self.n_nodes):
                 shared = self.shared_pred[j]
@@ -459,16 +460,15 @@ class _Batch:
                 embedding_grads.append(torch.zeros_like(model.embedding[k]))
                 bias_grads.append(torch.zeros_like(model.decoder_bias[k]))
                 continue
-            x = dropped[:length, k].detach().reshape(-1, hid).requires_grad_()  # (E*B, H)
-            embedding = model.embedding[k].detach().requires_grad_()
-            bias = model.decoder_bias[k].detach().requires_grad_()
-            ce = TiedDecoderLoss.apply(x, embedding, bias, window.targets[:length, k].reshape(-1))
-            ce.backward()
-            assert x.grad is not None and embedding.grad is not None and bias.grad is not None
-            dropped_grad[:length, k] = x.grad.view(length, batch, hid)
-            embedding_grads.append(embedding.grad)
-            bias_grads.append(bias.grad)
-            cross_entropy[k] = ce.detach()
+            x = dropped[:length, k].detach().reshape(-1, hid)  # (E*B, H)
+            ce, d_x, d_w, d_b = tied_decoder_loss(x, model.embedding[k].detach(),
+                                                  model.decoder_bias[k].detach(),
+                                                  window.targets[:length, k].reshape(-1))
+            assert d_x is not None and d_w is not None and d_b is not None
+            dropped_grad[:length, k] = d_x.view(length, batch, hid)
+            embedding_grads.append(d_w)
+            bias_grads.append(d_b)
+            cross_entropy[k] = ce
         regulariser, regularisers = self._ar_tar(states, dropped, window.valid, window.length,
                                                  window.member_on)
         torch.autograd.backward([dropped, regulariser], [dropped_grad, None])

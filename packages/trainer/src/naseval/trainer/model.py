@@ -385,52 +385,67 @@ def tied_loss(states: torch.Tensor, dropped: torch.Tensor, embedding: torch.Tens
 def _decoder_chunk_rows(device: torch.device) -> int:
     """Rows of logits alive at once in TiedDecoderLoss, as measured (docs/benchmarks.md).
 
-    Single-threaded CPU: 256 rows (10 MB at V=10k) stay in cache and ran 1.3-2x faster than the
-    unfused decoder. Multi-threaded CPU: every op of a chunk is a parallel region, and their
-    synchronisation dominated small chunks, so 2048 rows. GPU: memory is plentiful and launches
-    are the cost, so one chunk covers a usual step.
+    CPU: 256 rows (10 MB at V=10k) single-threaded and 512 multi-threaded stayed in cache and
+    were fastest on a quiet 2-core machine at hidden 64 and 300 (2048 rows: 10-45% slower).
+    GPU: memory is plentiful and launches are the cost, so one chunk covers a usual step.
     """
     if device.type == "cuda":
         return 8192
-    return 256 if torch.get_num_threads() == 1 else 2048
+    return 256 if torch.get_num_threads() == 1 else 512
+
+
+def tied_decoder_loss(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                      targets: torch.Tensor, need_grad: bool = True,
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None,
+                                 torch.Tensor | None]:
+    """mean_i CE(x_i W^T + b, y_i) for x (N, H), weight (V, H), bias (V,), targets (N,).
+
+    Returns the loss and, with `need_grad`, its gradients with respect to x, weight and bias,
+    formed chunk by chunk on the way. The unfused decoder writes and reads four (N, V) tensors
+    per step (logits, log-softmax and their gradients: 360 MB at N=2240, V=10k); here each
+    chunk's logits become its softmax gradient in place, in one buffer reused by every chunk
+    (fresh pages cost more than the softmax), and the 1/N of the mean is applied to the small
+    results, not to the (c, V) gradient.
+    """
+    rows = x.size(0)
+    chunk = _decoder_chunk_rows(x.device)
+    total = x.new_zeros((), dtype=torch.float64)
+    scale = 1.0 / max(rows, 1)
+    d_x = d_w = d_b = None
+    if need_grad:
+        d_x, d_w, d_b = torch.empty_like(x), torch.zeros_like(weight), torch.zeros_like(bias)
+    buffer = x.new_empty(min(chunk, rows), weight.size(0))  # (c, V) for every chunk
+    for start in range(0, rows, chunk):
+        x_c, t_c = x[start : start + chunk], targets[start : start + chunk]
+        logits = torch.addmm(bias, x_c, weight.t(), out=buffer[: x_c.size(0)])  # (c, V)
+        target_logits = logits.gather(1, t_c[:, None]).squeeze(1)  # (c,)
+        top = logits.amax(dim=1, keepdim=True)  # (c, 1)
+        exp = logits.sub_(top).exp_()  # (c, V), in place
+        sums = exp.sum(dim=1, keepdim=True)  # (c, 1)
+        total += ((sums.log() + top).squeeze(1) - target_logits).sum().double()
+        if d_x is not None and d_w is not None and d_b is not None:
+            grad = exp.mul_(sums.reciprocal_())  # softmax
+            grad[torch.arange(t_c.numel(), device=x.device), t_c] -= 1.0  # d sum CE / d logits
+            torch.mm(grad, weight, out=d_x[start : start + chunk])
+            d_w.addmm_(grad.t(), x_c, alpha=scale)
+            d_b.add_(grad.sum(dim=0), alpha=scale)
+    if d_x is not None:
+        d_x.mul_(scale)
+    return (total * scale).to(x.dtype), d_x, d_w, d_b
 
 
 class TiedDecoderLoss(torch.autograd.Function):
-    """mean_i CE(x_i W^T + b, y_i), chunk by chunk, with its gradients formed on the way.
-
-    The unfused decoder writes and reads four (N, V) tensors per step (logits, log-softmax and
-    their gradients: 360 MB at N=2240, V=10k); here each chunk's logits become its softmax
-    gradient in place and are gone after two matmuls. The gradients are computed for
-    grad_output = 1 during forward and scaled in backward, so nothing is recomputed.
-    """
+    """`tied_decoder_loss` as an autograd function: the gradients are computed for
+    grad_output = 1 during forward and scaled in backward, so nothing is recomputed."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 targets: torch.Tensor) -> torch.Tensor:
-        rows = x.size(0)
-        chunk = _decoder_chunk_rows(x.device)
         need_grad = any(ctx.needs_input_grad[:3])
-        total = x.new_zeros((), dtype=torch.float64)
-        if need_grad:
-            d_x, d_w, d_b = torch.empty_like(x), torch.zeros_like(weight), torch.zeros_like(bias)
-        for start in range(0, rows, chunk):
-            x_c, t_c = x[start : start + chunk], targets[start : start + chunk]
-            logits = torch.addmm(bias, x_c, weight.t())  # (c, V)
-            target_logits = logits.gather(1, t_c[:, None]).squeeze(1)  # (c,)
-            top = logits.amax(dim=1, keepdim=True)  # (c, 1)
-            exp = logits.sub_(top).exp_()  # (c, V), in place
-            sums = exp.sum(dim=1, keepdim=True)  # (c, 1)
-            total += ((sums.log() + top).squeeze(1) - target_logits).sum().double()
-            if need_grad:
-                grad = exp.div_(sums)  # softmax
-                grad[torch.arange(t_c.numel(), device=x.device), t_c] -= 1.0
-                grad.div_(rows)  # (c, V) = d mean CE / d logits
-                torch.mm(grad, weight, out=d_x[start : start + chunk])
-                d_w.addmm_(grad.t(), x_c)
-                d_b += grad.sum(dim=0)
+        loss, d_x, d_w, d_b = tied_decoder_loss(x, weight, bias, targets, need_grad)
         if need_grad:
             ctx.save_for_backward(d_x, d_w, d_b)
-        return (total / rows).to(x.dtype)
+        return loss
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
