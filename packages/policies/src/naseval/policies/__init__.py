@@ -5,7 +5,14 @@ supernet satisfies it structurally, and so do `TabularEnv` (recorded perplexitie
 `ToyMixtureEnv` (a differentiable toy with a planted optimum).
 """
 
-from naseval.policies.base import Budget, Policy, SearchCallback, SearchResult
+from naseval.policies.base import (
+    Budget,
+    FileCheckpoint,
+    Policy,
+    SearchCallback,
+    SearchCheckpoint,
+    SearchResult,
+)
 from naseval.policies.darts import DartsConfig, DartsPolicy, darts_hypergradient
 from naseval.policies.enas import EnasConfig, EnasController, EnasPolicy
 from naseval.policies.env import SearchEnv
@@ -19,7 +26,7 @@ from naseval.policies.random_search import (
 from naseval.policies.registry import POLICIES, make_policy
 from naseval.policies.tabular import TabularEnv, ToyMixtureEnv
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "POLICIES",
@@ -27,6 +34,7 @@ __all__ = [
     "DartsConfig",
     "DartsPolicy",
     "EncoderPredictorDecoder",
+    "FileCheckpoint",
     "EnasConfig",
     "EnasController",
     "EnasPolicy",
@@ -38,6 +46,7 @@ __all__ = [
     "RandomWSConfig",
     "RandomWSPolicy",
     "SearchCallback",
+    "SearchCheckpoint",
     "SearchEnv",
     "SearchResult",
     "TabularEnv",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,11 +21,12 @@ from naseval.policies.base import (
     MIXTURE_MEMBERS,
     Budget,
     SearchCallback,
+    SearchCheckpoint,
+    SearchProgress,
     SearchResult,
     check_positive,
     check_search_args,
     draw_seed,
-    emit,
     env_device,
     is_real,
 )
@@ -212,7 +214,10 @@ class DartsPolicy:
         budget: Budget,
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
+        checkpoint: SearchCheckpoint | None = None,
     ) -> SearchResult:
+        """Search; with a checkpoint, saved after every epoch and at the end (`SearchProgress`):
+        alpha and its Adam state."""
         check_search_args(env, budget, rng, MIXTURE_MEMBERS)
         c = self.config
         space = env.space
@@ -220,6 +225,7 @@ class DartsPolicy:
         device = env_device(env)
         dtype = next(iter(env.parameters()), torch.empty(0)).dtype
         rows = space.n_nodes * (space.n_nodes + 1) // 2
+        progress = SearchProgress(self, env, budget, rng, callback, checkpoint)
         # Drawn on the CPU, so a seed gives the same alpha on every device.
         generator = torch.Generator().manual_seed(draw_seed(rng))
         noise = torch.randn(rows, len(space.ops), generator=generator, dtype=dtype)
@@ -228,8 +234,15 @@ class DartsPolicy:
         optimizer = torch.optim.Adam(
             [alpha], lr=c.arch_lr, betas=c.arch_betas, weight_decay=c.arch_weight_decay
         )
-        history: list[dict[str, Any]] = []
-        for epoch in range(1, budget.epochs + 1):
+        saved = progress.resume()
+        if saved is not None:
+            with torch.no_grad():
+                alpha.copy_(saved["alpha"])
+            optimizer.load_state_dict(saved["optimizer"])
+        if progress.result is not None:
+            return progress.result
+        state = partial(_darts_state, alpha, optimizer)
+        for epoch in range(progress.epoch + 1, budget.epochs + 1):
             train_losses, valid_losses = [], []
             for _ in range(steps):
                 grad, valid_loss = _hypergradient(
@@ -244,22 +257,23 @@ class DartsPolicy:
             # after the epoch's last step: at the end of the search these are the final ones
             weights = mixture_weights(alpha.detach(), space)
             arch = self.decode(alpha, space)
-            emit(
-                history,
-                {
-                    "epoch": epoch,
-                    "train_loss": float(np.mean(train_losses)),
-                    # what the alpha steps differentiated: L_valid at w (first order) or w'
-                    "valid_loss": float(np.mean(valid_losses)),
-                    "alpha": alpha.detach().cpu().double().tolist(),
-                    "weights": weights.cpu().double().tolist(),
-                    "arch": str(arch),
-                },
-                callback,
-            )
+            entry = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(train_losses)),
+                # what the alpha steps differentiated: L_valid at w (first order) or w'
+                "valid_loss": float(np.mean(valid_losses)),
+                "alpha": alpha.detach().cpu().double().tolist(),
+                "weights": weights.cpu().double().tolist(),
+                "arch": str(arch),
+            }
+            progress.record(entry, state)
 
+        # Recomputed from alpha (unchanged since the last epoch's): a search resumed after its
+        # last epoch runs no epoch here.
+        weights = mixture_weights(alpha.detach(), space)
+        arch = self.decode(alpha, space)
         strength = _chosen_weight(weights.cpu().numpy(), arch, space)
-        return SearchResult(
+        result = SearchResult(
             policy=self.name,
             arch=arch,
             ranking=[(arch, strength)],
@@ -267,8 +281,13 @@ class DartsPolicy:
                 "DARTS decodes one cell; its score is the product over nodes of the chosen "
                 "edge-op weight in softmax(alpha), higher is more confident"
             ),
-            history=history,
+            history=progress.history,
         )
+        return progress.finish(result, state)
+
+
+def _darts_state(alpha: torch.Tensor, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    return {"alpha": alpha.detach(), "optimizer": optimizer.state_dict()}
 
 
 def _chosen_weight(weights: np.ndarray, arch: Architecture, space: Space) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,12 +22,13 @@ from naseval.policies.base import (
     SINGLE_PATH_MEMBERS,
     Budget,
     SearchCallback,
+    SearchCheckpoint,
+    SearchProgress,
     SearchResult,
     check_count,
     check_positive,
     check_search_args,
     draw_seed,
-    emit,
     env_device,
     is_real,
     json_number,
@@ -234,20 +236,30 @@ class EnasPolicy:
         budget: Budget,
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
+        checkpoint: SearchCheckpoint | None = None,
     ) -> SearchResult:
+        """Search; with a checkpoint, saved after every epoch and at the end (`SearchProgress`):
+        the controller and its Adam state, the baseline and the reward cursor."""
         check_search_args(env, budget, rng, SINGLE_PATH_MEMBERS)
         c = self.config
         space = env.space
         steps = budget.steps(env)
         controller_steps = budget.controller_steps or c.controller_steps
         device = env_device(env)
+        progress = SearchProgress(self, env, budget, rng, callback, checkpoint)
         controller = self.build_controller(space, rng, device)
         self.controller = controller
         self._baseline = None
         optimizer = torch.optim.Adam(controller.parameters(), lr=c.lr)
-        history: list[dict[str, Any]] = []
         offset = 0  # validation cursor for rewards: each reward sees the next minibatches
-        for epoch in range(1, budget.epochs + 1):
+        saved = progress.resume()
+        if saved is not None:
+            controller.load_state_dict(saved["controller"])
+            optimizer.load_state_dict(saved["optimizer"])
+            self._baseline, offset = saved["baseline"], saved["offset"]
+        if progress.result is not None:
+            return progress.result
+        for epoch in range(progress.epoch + 1, budget.epochs + 1):
             train_losses = []
             for _ in range(steps):
                 with torch.no_grad():
@@ -258,22 +270,19 @@ class EnasPolicy:
                 seen.append(self.controller_step(env, controller, optimizer, rng, offset))
                 offset += c.reward_batches
             counts = Counter(str(s["arch"]) for s in seen)
-            emit(
-                history,
-                {
-                    "epoch": epoch,
-                    "train_loss": float(np.mean(train_losses)),
-                    "controller_loss": float(np.mean([s["loss"] for s in seen])),
-                    "reward": float(np.mean([s["reward"] for s in seen])),
-                    "valid_ppl": float(np.mean([s["ppl"] for s in seen])),
-                    "entropy": float(np.mean([s["entropy"] for s in seen])),
-                    "baseline": float(self._baseline or 0.0),
-                    "most_likely": str(controller.most_likely()),
-                    "n_sampled": len(seen),
-                    "sampled_top": [[a, n] for a, n in counts.most_common(10)],
-                },
-                callback,
-            )
+            entry = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(train_losses)),
+                "controller_loss": float(np.mean([s["loss"] for s in seen])),
+                "reward": float(np.mean([s["reward"] for s in seen])),
+                "valid_ppl": float(np.mean([s["ppl"] for s in seen])),
+                "entropy": float(np.mean([s["entropy"] for s in seen])),
+                "baseline": float(self._baseline or 0.0),
+                "most_likely": str(controller.most_likely()),
+                "n_sampled": len(seen),
+                "sampled_top": [[a, n] for a, n in counts.most_common(10)],
+            }
+            progress.record(entry, partial(self._state, controller, optimizer, offset))
 
         n_final = budget.final_samples or c.final_samples
         with torch.no_grad():
@@ -283,17 +292,7 @@ class EnasPolicy:
             (a, float(env.evaluate(a, batches=c.final_batches, offset=0))) for a in candidates
         ]
         ranking = rank_by_perplexity(scored)
-        emit(
-            history,
-            {
-                "epoch": budget.epochs,
-                "stage": "final",
-                "ranked": [[str(a), json_number(s)] for a, s in ranking],
-                "n_sampled": n_final,
-            },
-            callback,
-        )
-        return SearchResult(
+        result = SearchResult(
             policy=self.name,
             arch=ranking[0][0],
             ranking=ranking,
@@ -301,5 +300,23 @@ class EnasPolicy:
                 f"validation perplexity under the shared weights on {c.final_batches} "
                 "minibatch(es) of the controller's final samples, lower is better"
             ),
-            history=history,
+            history=progress.history,
         )
+        final = {
+            "epoch": budget.epochs,
+            "stage": "final",
+            "ranked": [[str(a), json_number(s)] for a, s in ranking],
+            "n_sampled": n_final,
+        }
+        state = partial(self._state, controller, optimizer, offset)
+        return progress.finish(result, state, entry=final)
+
+    def _state(
+        self, controller: EnasController, optimizer: torch.optim.Optimizer, offset: int
+    ) -> dict[str, Any]:
+        return {
+            "controller": controller.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "baseline": self._baseline,
+            "offset": offset,
+        }

@@ -10,6 +10,7 @@ supernet is refreshed with them every round (renqianluo/NAO NAO-WS/rnn).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,12 +22,13 @@ from naseval.policies.base import (
     SINGLE_PATH_MEMBERS,
     Budget,
     SearchCallback,
+    SearchCheckpoint,
+    SearchProgress,
     SearchResult,
     check_count,
     check_positive,
     check_search_args,
     draw_seed,
-    emit,
     env_device,
     is_real,
     json_number,
@@ -395,7 +397,10 @@ class NaoPolicy:
         budget: Budget,
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
+        checkpoint: SearchCheckpoint | None = None,
     ) -> SearchResult:
+        """Search; with a checkpoint, saved after every epoch and at the end (`SearchProgress`):
+        the EPD and its Adam state, the pool and its last scores."""
         check_search_args(env, budget, rng, SINGLE_PATH_MEMBERS)
         c = self.config
         space = env.space
@@ -415,55 +420,36 @@ class NaoPolicy:
                 f"{source} or raise Budget.epochs"
             )
         device = env_device(env)
+        progress = SearchProgress(self, env, budget, rng, callback, checkpoint)
         epd, optimizer = self.build_epd(space, rng, device)
         self.epd = epd
         pool = _fresh_archs(space, rng, c.seed_pool, set())
-        history: list[dict[str, Any]] = []
-        epoch = 0
-        while True:
-            # Train the supernet with one pool architecture per minibatch until the next
-            # evaluation; the segment's last epoch record also carries the round's results.
-            segment = min(eval_every, budget.epochs - epoch)
-            entry: dict[str, Any] = {}
-            for k in range(segment):
-                epoch += 1
-                losses = [
-                    env.train_shared(pool[int(rng.integers(len(pool)))], steps=1)
-                    for _ in range(steps)
-                ]
-                entry = {"epoch": epoch, "train_loss": float(np.mean(losses))}
-                if k < segment - 1:
-                    emit(history, entry, callback)
-            # Score the pool on the same validation minibatch(es), best (lowest ppl) first.
-            scores = [float(env.evaluate(a, batches=c.eval_batches, offset=0)) for a in pool]
-            ranked = rank_by_perplexity(list(zip(pool, scores)))
-            pool, scores = [a for a, _ in ranked], [s for _, s in ranked]
-            entry["pool"] = [[str(a), json_number(s)] for a, s in zip(pool, scores)]
-            if epoch >= budget.epochs:
-                emit(history, entry, callback)
-                break
-            # NAO-WS scores a cell by its validation loss (log perplexity) and min-max
-            # normalises those losses (rnn model_search.evaluate, utils.normalize_target).
-            targets = normalise_scores(log_perplexities(scores))
-            with torch_seeded(draw_seed(rng), device):  # the encoder's dropout
-                losses_epd = epd.fit(pool, targets, epd_epochs, rng, optimizer)
-            new, step_size = self.generate(epd, pool, set(pool))
-            n_random = min(c.random_archs, space.size - len(new))
-            keep = pool[: max(len(pool) - len(new) - n_random, 0)]
-            fresh = _fresh_archs(space, rng, n_random, set(keep) | set(new))
-            pool = keep + new + fresh
-            entry.update(
-                {
-                    "epd_mse": losses_epd["mse"],
-                    "epd_nll": losses_epd["nll"],
-                    "new_archs": [str(a) for a in new],
-                    "random_archs": [str(a) for a in fresh],
-                    "step_size": step_size,
-                }
-            )
-            emit(history, entry, callback)
+        ranked: list[tuple[Architecture, float]] = []  # the last pool evaluation, best first
+        saved = progress.resume()
+        if saved is not None:
+            epd.load_state_dict(saved["epd"])
+            optimizer.load_state_dict(saved["optimizer"])
+            pool = [Architecture.parse(a) for a in saved["pool"]]
+            ranked = [(Architecture.parse(a), float(s)) for a, s in saved["ranked"]]
+        if progress.result is not None:
+            return progress.result
+        for epoch in range(progress.epoch + 1, budget.epochs + 1):
+            # Train the supernet with one pool architecture per minibatch; the epochs that end
+            # a round (every eval_every, and the last) also score the pool and, but for the last,
+            # fit the EPD and refresh the pool, all in that epoch's record.
+            losses = [
+                env.train_shared(pool[int(rng.integers(len(pool)))], steps=1) for _ in range(steps)
+            ]
+            entry: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+            if epoch % eval_every == 0 or epoch == budget.epochs:
+                ranked = self._score_pool(env, pool)
+                pool = [a for a, _ in ranked]
+                entry["pool"] = [[str(a), json_number(s)] for a, s in ranked]
+                if epoch < budget.epochs:
+                    pool = self._round(epd, optimizer, ranked, epd_epochs, rng, device, entry)
+            progress.record(entry, partial(self._state, epd, optimizer, pool, ranked))
 
-        return SearchResult(
+        result = SearchResult(
             policy=self.name,
             arch=ranked[0][0],
             ranking=ranked,  # the last evaluation's, best first
@@ -471,8 +457,66 @@ class NaoPolicy:
                 f"validation perplexity under the shared weights on {c.eval_batches} "
                 "minibatch(es) of NAO's final pool, lower is better"
             ),
-            history=history,
+            history=progress.history,
         )
+        return progress.finish(result, partial(self._state, epd, optimizer, pool, ranked))
+
+    def _score_pool(
+        self, env: SearchEnv, pool: list[Architecture]
+    ) -> list[tuple[Architecture, float]]:
+        """The pool on the same validation minibatch(es), best (lowest ppl) first."""
+        c = self.config
+        scores = [float(env.evaluate(a, batches=c.eval_batches, offset=0)) for a in pool]
+        return rank_by_perplexity(list(zip(pool, scores)))
+
+    def _round(
+        self,
+        epd: EncoderPredictorDecoder,
+        optimizer: torch.optim.Optimizer,
+        ranked: list[tuple[Architecture, float]],
+        epd_epochs: int,
+        rng: np.random.Generator,
+        device: torch.device,
+        entry: dict[str, Any],
+    ) -> list[Architecture]:
+        """Fit the EPD on the scored pool, grow new cells from its best; the next pool (what
+        the round did goes into `entry`)."""
+        c = self.config
+        space = epd.codec.space
+        pool, scores = [a for a, _ in ranked], [s for _, s in ranked]
+        # NAO-WS scores a cell by its validation loss (log perplexity) and min-max
+        # normalises those losses (rnn model_search.evaluate, utils.normalize_target).
+        targets = normalise_scores(log_perplexities(scores))
+        with torch_seeded(draw_seed(rng), device):  # the encoder's dropout
+            losses_epd = epd.fit(pool, targets, epd_epochs, rng, optimizer)
+        new, step_size = self.generate(epd, pool, set(pool))
+        n_random = min(c.random_archs, space.size - len(new))
+        keep = pool[: max(len(pool) - len(new) - n_random, 0)]
+        fresh = _fresh_archs(space, rng, n_random, set(keep) | set(new))
+        entry.update(
+            {
+                "epd_mse": losses_epd["mse"],
+                "epd_nll": losses_epd["nll"],
+                "new_archs": [str(a) for a in new],
+                "random_archs": [str(a) for a in fresh],
+                "step_size": step_size,
+            }
+        )
+        return keep + new + fresh
+
+    @staticmethod
+    def _state(
+        epd: EncoderPredictorDecoder,
+        optimizer: torch.optim.Optimizer,
+        pool: list[Architecture],
+        ranked: list[tuple[Architecture, float]],
+    ) -> dict[str, Any]:
+        return {
+            "epd": epd.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "pool": [str(a) for a in pool],
+            "ranked": [[str(a), s] for a, s in ranked],
+        }
 
 
 def _fresh_archs(

@@ -11,10 +11,11 @@ from naseval.policies.base import (
     SINGLE_PATH_MEMBERS,
     Budget,
     SearchCallback,
+    SearchCheckpoint,
+    SearchProgress,
     SearchResult,
     check_count,
     check_search_args,
-    emit,
     json_number,
     rank_by_perplexity,
 )
@@ -48,18 +49,24 @@ class RandomPolicy:
         budget: Budget,
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
+        checkpoint: SearchCheckpoint | None = None,
     ) -> SearchResult:
+        """Draw the architecture; with a checkpoint, a rerun returns the saved draw at once
+        (the env needs no state: nothing is trained)."""
         check_search_args(env, budget, rng)
+        progress = SearchProgress(self, env, budget, rng, callback, checkpoint)
+        progress.resume()
+        if progress.result is not None:
+            return progress.result
         arch = env.space.sample(rng)
-        history: list[dict[str, Any]] = []
-        emit(history, {"epoch": 0, "sampled": [str(arch)]}, callback)
-        return SearchResult(
+        result = SearchResult(
             policy=self.name,
             arch=arch,
             ranking=[],
             score="none: Random ranks nothing, it draws one architecture",
-            history=history,
+            history=progress.history,
         )
+        return progress.finish(result, entry={"epoch": 0, "sampled": [str(arch)]})
 
 
 @dataclass(frozen=True)
@@ -98,16 +105,22 @@ class RandomWSPolicy:
         budget: Budget,
         rng: np.random.Generator,
         callback: SearchCallback | None = None,
+        checkpoint: SearchCheckpoint | None = None,
     ) -> SearchResult:
+        """Train, then rank. With a checkpoint: saved after every epoch and at the end (see
+        `SearchProgress`); everything the loop carries is in the rng's and the env's state."""
         check_search_args(env, budget, rng, SINGLE_PATH_MEMBERS)
         space = env.space
         steps = budget.steps(env)
-        history: list[dict[str, Any]] = []
-        for epoch in range(1, budget.epochs + 1):
+        progress = SearchProgress(self, env, budget, rng, callback, checkpoint)
+        progress.resume()
+        if progress.result is not None:
+            return progress.result
+        for epoch in range(progress.epoch + 1, budget.epochs + 1):
             losses = []
             for _ in range(steps):
                 losses.append(env.train_shared(space.sample(rng), steps=1))
-            emit(history, {"epoch": epoch, "train_loss": float(np.mean(losses))}, callback)
+            progress.record({"epoch": epoch, "train_loss": float(np.mean(losses))})
 
         n = budget.final_samples or self.config.final_samples
         candidates = _unique_samples(space, rng, n)
@@ -116,16 +129,7 @@ class RandomWSPolicy:
             for arch in candidates
         ]
         ranking = rank_by_perplexity(scored)
-        emit(
-            history,
-            {
-                "epoch": budget.epochs,
-                "stage": "final",
-                "ranked": [[str(a), json_number(s)] for a, s in ranking],
-            },
-            callback,
-        )
-        return SearchResult(
+        result = SearchResult(
             policy=self.name,
             arch=ranking[0][0],
             ranking=ranking,
@@ -133,8 +137,14 @@ class RandomWSPolicy:
                 f"validation perplexity under the shared weights on {self.config.eval_batches} "
                 "minibatch(es) (0 = the whole split), lower is better"
             ),
-            history=history,
+            history=progress.history,
         )
+        final = {
+            "epoch": budget.epochs,
+            "stage": "final",
+            "ranked": [[str(a), json_number(s)] for a, s in ranking],
+        }
+        return progress.finish(result, entry=final)
 
 
 def _unique_samples(space: Any, rng: np.random.Generator, n: int) -> list[Architecture]:

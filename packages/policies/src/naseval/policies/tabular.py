@@ -59,6 +59,19 @@ def _check_weights(space: Space, weights: Any) -> torch.Tensor:
     return weights
 
 
+def _check_state(env: TabularEnv | ToyMixtureEnv, state: Any, identity: dict[str, Any]) -> None:
+    """Raise a ValueError unless `state` is `env`'s kind of state, saved for the same problem."""
+    name = type(env).__name__
+    if not isinstance(state, Mapping) or state.get("format") != identity["format"]:
+        found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(f"not a {name} state (format {found!r}, expected {identity['format']!r})")
+    for key, value in identity.items():
+        if state.get(key) != value:
+            raise ValueError(
+                f"{name} state was saved with {key} {state.get(key)!r}, this env has {value!r}"
+            )
+
+
 def node_choice_probs(weights: torch.Tensor, n_nodes: int) -> list[torch.Tensor]:
     """Per node j, its block of rows normalised into a distribution over (pred, op) choices.
 
@@ -198,6 +211,27 @@ class TabularEnv:
             return value
         rng = np.random.default_rng([self.seed, self._space.index(arch), int(offset), int(batches)])
         return float(value * math.exp(self.noise * rng.standard_normal()))
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a search changes: the question counters (the answers depend on nothing else)."""
+        return {
+            **self._identity(),
+            "train_steps": self.train_steps,
+            "evaluations": self.evaluations,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _check_state(self, state, self._identity())
+        self.train_steps = int(state["train_steps"])
+        self.evaluations = int(state["evaluations"])
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "format": "naseval.tabular/1",
+            "space": self._space.to_dict(),
+            "noise": self.noise,
+            "seed": self.seed,
+        }
 
     def edge_scores(self) -> np.ndarray:
         """Per (node, pred) row and op: the choice's centred mean log ppl (see the class doc)."""
@@ -350,6 +384,29 @@ class ToyMixtureEnv:
     def mixture_loss(self, weights: torch.Tensor, split: str) -> torch.Tensor:
         _check_weights(self._space, weights)
         return self._loss(weights, self.theta, split)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a search changes: theta and the stream of uniform cells `train_shared` draws."""
+        return {
+            **self._identity(),
+            "theta": self.theta.detach().clone(),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _check_state(self, state, self._identity())
+        with torch.no_grad():
+            self.theta.copy_(state["theta"])
+        self._rng.bit_generator.state = state["rng"]
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "format": "naseval.toy-mixture/1",
+            "space": self._space.to_dict(),
+            "optimum": str(self.optimum),
+            "lr": self.lr,
+            "mu": self.mu,
+        }
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [self.theta]
