@@ -73,7 +73,7 @@ def test_config_lists_and_applies_settings(tmp_path: Path) -> None:
 
 def test_version() -> None:
     versions = json.loads(nas("version", "--json").stdout)
-    assert versions["naseval-cli"] == "0.1.0" and "torch" in versions
+    assert versions["naseval-cli"] == "0.2.0" and "torch" in versions
 
 
 def test_help_at_every_level() -> None:

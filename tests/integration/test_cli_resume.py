@@ -3,12 +3,10 @@ the same table, no duplicate child runs, no metric step logged twice."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,42 +23,23 @@ COMPARE = [
 ]
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    for name in ("NASEVAL_CLI_JOBS", "MLFLOW_TRACKING_URI"):
-        env.pop(name, None)
-    return env
-
-
-def _run(cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(COMPARE, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
-
-
 def _checkpointed_training(cwd: Path) -> bool:
     """A from-scratch training has written a checkpoint (and so is mid-run)."""
     return any(p.is_file() for p in (cwd / ".naseval" / "checkpoints").glob("train-*/**/*"))
 
 
-def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(
+        tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]],
+        sigkill_when: Callable[..., None]) -> None:
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference_dir.mkdir()
     killed_dir.mkdir()
-    reference = _run(reference_dir)
+    reference = run_cli(COMPARE, reference_dir)
     assert reference.returncode == 0, reference.stderr
+    sigkill_when(COMPARE, killed_dir, lambda: _checkpointed_training(killed_dir),
+                 "training checkpoint")
 
-    with open(killed_dir / "first.log", "w") as log:
-        process = subprocess.Popen(COMPARE, cwd=killed_dir, env=_env(), stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 300
-        while not _checkpointed_training(killed_dir):
-            assert process.poll() is None, (killed_dir / "first.log").read_text()
-            assert time.monotonic() < deadline, "no training checkpoint appeared"
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-
-    resumed = _run(killed_dir)
+    resumed = run_cli(COMPARE, killed_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert "continuing run" in resumed.stderr
     assert resumed.stdout == reference.stdout  # the same table, digit for digit

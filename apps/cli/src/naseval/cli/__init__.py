@@ -1,3 +1,3 @@
 """naseval.cli: the nas command."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

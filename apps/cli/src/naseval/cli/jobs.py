@@ -88,8 +88,12 @@ def _numbers(event: Mapping[str, Any]) -> dict[str, float]:
 
 
 def search_job(ctx: JobContext) -> dict[str, Any]:
-    """One policy searching the space with one seed, on the weight-sharing supernet."""
-    from naseval.policies import Budget, make_policy
+    """One policy searching the space with one seed, on the weight-sharing supernet.
+
+    The policy checkpoints every epoch under the job's stable checkpoint dir, so a killed
+    search continues from its last epoch and ends as an uninterrupted one would.
+    """
+    from naseval.policies import Budget, FileCheckpoint, make_policy
 
     config = ctx.spec.config
     space = _space(ctx)
@@ -102,7 +106,14 @@ def search_job(ctx: JobContext) -> dict[str, Any]:
         step = int(entry.get("epoch", 0))
         ctx.report(step, _numbers({k: v for k, v in entry.items() if k != "epoch"}), total=total)
 
-    result = policy.search(env, budget, np.random.default_rng(ctx.spec.seed), callback=on_epoch)
+    checkpoint = FileCheckpoint(ctx.checkpoint_dir / "search.pt")
+    saved = checkpoint.load()
+    # A policy saves an epoch before its callback sees it and does not resend restored epochs:
+    # log the saved ones first (the store skips those it has), so metric steps stay in order.
+    for entry in saved["history"] if saved is not None else []:
+        on_epoch(entry)
+    result = policy.search(env, budget, np.random.default_rng(ctx.spec.seed), callback=on_epoch,
+                           checkpoint=checkpoint)
     found = result.to_dict()
     arch = result.arch
     ctx.log_json("genotype.json", arch.to_genotype())
