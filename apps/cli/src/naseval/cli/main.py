@@ -9,10 +9,12 @@ Errors become one line that says what to do: exit code 2 for bad input, 1 when j
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -61,10 +63,14 @@ DryRunOpt = Annotated[bool, typer.Option(
 SpaceOpt = Annotated[int, typer.Option("--space", help="Nodes per cell: 8 (the paper's main space) or 2.")]
 
 
-def _common(preset: str, set_: list[str] | None, config: Path | None, device: str,
-            tracking_uri: str | None, experiment: str | None, executor: str,
-            ray_address: str | None, out: Path | None, resume: bool, json_: bool,
-            workdir: Path | None, dry_run: bool) -> commands.CommonOptions:
+def _common(
+    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
+    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
+    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
+    dry_run: DryRunOpt = False,
+) -> commands.CommonOptions:
+    """The options every `nas run` command takes (its signature is theirs, see run_command)."""
     return commands.CommonOptions(
         preset=preset, settings=list(set_ or []), config_file=config, device=device,
         tracking_uri=tracking_uri, experiment=experiment, executor=executor,
@@ -73,125 +79,98 @@ def _common(preset: str, set_: list[str] | None, config: Path | None, device: st
     )
 
 
-@run_app.command("compare")
+RunBody = Callable[..., None]
+
+
+def run_command(name: str) -> Callable[[RunBody], RunBody]:
+    """Register `body(common, **own options)` as `nas run <name>`.
+
+    The command's options are the body's own, then `_common`'s; typer reads them from the
+    signature built here, so each shared option is declared once.
+    """
+
+    def register(body: RunBody) -> RunBody:
+        own = list(inspect.signature(body, eval_str=True).parameters.values())[1:]
+        shared = list(inspect.signature(_common, eval_str=True).parameters.values())
+        shared_names = [p.name for p in shared]
+
+        def command(**options: Any) -> None:
+            common = _common(**{k: options.pop(k) for k in shared_names})
+            with cli_errors():
+                body(common, **options)
+
+        command.__name__, command.__doc__ = body.__name__, body.__doc__
+        command.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+        run_app.command(name)(command)
+        return body
+
+    return register
+
+
+@run_command("compare")
 def run_compare(
+    common: commands.CommonOptions,
     space: SpaceOpt = 8,
     policies: Annotated[str | None, typer.Option(
         "--policies", help="Comma-separated policies (default: darts,nao,enas,random).")] = None,
     seeds: SeedsOpt = None,
-    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
-    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
-    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
-    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """Every policy searches with each seed; each found architecture is trained from scratch.
 
     Prints the paper's table (mean +- std, best valid and test perplexity, each policy against
     a random architecture). With --space 2 it adds REAL-BEST from the exhaustive ground truth.
     """
-    common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir, dry_run)
-    with cli_errors():
-        commands.compare(common, space=space, policies=policies, seeds=seeds)
+    commands.compare(common, space=space, policies=policies, seeds=seeds)
 
 
-@run_app.command("search")
+@run_command("search")
 def run_search(
+    common: commands.CommonOptions,
     policy: Annotated[str, typer.Option("--policy", help="darts, nao, enas, random or random-ws.")],
     space: SpaceOpt = 8,
     seed: Annotated[int, typer.Option("--seed", help="Search seed.")] = 0,
-    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
-    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
-    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
-    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """One policy's search with one seed: the architecture it finds and its own ranking."""
-    common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir, dry_run)
-    with cli_errors():
-        commands.search(common, policy=policy, space=space, seed=seed)
+    commands.search(common, policy=policy, space=space, seed=seed)
 
 
-@run_app.command("train")
+@run_command("train")
 def run_train(
+    common: commands.CommonOptions,
     arch: Annotated[str, typer.Option(
         "--arch", help='Architecture text ("tanh:0 relu:1"), or a genotype JSON file.')],
     seed: Annotated[int | None, typer.Option("--seed", help="Training seed (default: the preset's).")] = None,
-    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
-    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
-    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
-    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """Train one architecture from scratch (the evaluation training of the preset)."""
-    common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir, dry_run)
-    with cli_errors():
-        commands.train(common, arch=arch, seed=seed)
+    commands.train(common, arch=arch, seed=seed)
 
 
-@run_app.command("ground-truth")
-def run_ground_truth(
-    space: Annotated[int, typer.Option("--space", help="Nodes per cell (2: 32 architectures).")] = 2,
-    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
-    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
-    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
-    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
-    dry_run: DryRunOpt = False,
-) -> None:
+SmallSpaceOpt = Annotated[int, typer.Option("--space", help="Nodes per cell (2: 32 architectures).")]
+
+
+@run_command("ground-truth")
+def run_ground_truth(common: commands.CommonOptions, space: SmallSpaceOpt = 2) -> None:
     """Train every architecture of a small space on several seeds (the true ranking)."""
-    common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir, dry_run)
-    with cli_errors():
-        commands.ground_truth(common, space=space)
+    commands.ground_truth(common, space=space)
 
 
-@run_app.command("ws-ranking")
-def run_ws_ranking(
-    space: Annotated[int, typer.Option("--space", help="Nodes per cell (2: 32 architectures).")] = 2,
-    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
-    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
-    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
-    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
-    dry_run: DryRunOpt = False,
-) -> None:
+@run_command("ws-ranking")
+def run_ws_ranking(common: commands.CommonOptions, space: SmallSpaceOpt = 2) -> None:
     """Kendall tau of the weight-sharing ranking against the ground truth, per seed (Figure 4)."""
-    common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir, dry_run)
-    with cli_errors():
-        commands.ws_ranking(common, space=space)
+    commands.ws_ranking(common, space=space)
 
 
-@run_app.command("sharing")
-def run_sharing(
-    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
-    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
-    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
-    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
-    dry_run: DryRunOpt = False,
-) -> None:
+@run_command("sharing")
+def run_sharing(common: commands.CommonOptions) -> None:
     """How the amount of weight sharing biases the WS ranking (Figure 5)."""
-    common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir, dry_run)
-    with cli_errors():
-        commands.sharing(common)
+    commands.sharing(common)
 
 
-@run_app.command("paper")
-def run_paper(
-    preset: PresetOpt = "quick", set_: SetOpt = None, config: ConfigOpt = None,
-    device: DeviceOpt = "auto", tracking_uri: TrackingOpt = None, experiment: ExperimentOpt = None,
-    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, out: OutOpt = None,
-    resume: ResumeOpt = True, json_: JsonOpt = False, workdir: WorkdirOpt = None,
-    dry_run: DryRunOpt = False,
-) -> None:
+@run_command("paper")
+def run_paper(common: commands.CommonOptions) -> None:
     """The whole study: 8-node and 2-node tables, ground truth, WS ranking, sharing; one report."""
-    common = _common(preset, set_, config, device, tracking_uri, experiment, executor,
-                     ray_address, out, resume, json_, workdir, dry_run)
-    with cli_errors():
-        commands.paper(common)
+    commands.paper(common)
 
 
 # -- space -----------------------------------------------------------------------------------
