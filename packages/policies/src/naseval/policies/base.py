@@ -285,6 +285,29 @@ def rank_by_perplexity(
     return sorted(scored, key=lambda pair: pair[1] if math.isfinite(pair[1]) else math.inf)
 
 
+def finish_with_ranking(
+    progress: SearchProgress,
+    policy: str,
+    env: SearchEnv,
+    candidates: list[Architecture],
+    batches: int,
+    score: str,
+    epoch: int,
+    state: PolicyState | None = None,
+    **extra: Any,
+) -> SearchResult:
+    """Score `candidates` under the shared weights, all on the same `batches` validation
+    minibatches (offset 0), rank them best first and close the search with the final-stage
+    history entry (`extra` joins it)."""
+    scored = [(arch, float(env.evaluate(arch, batches=batches, offset=0))) for arch in candidates]
+    ranking = rank_by_perplexity(scored)
+    result = SearchResult(policy=policy, arch=ranking[0][0], ranking=ranking, score=score,
+                          history=progress.history)
+    final = {"epoch": epoch, "stage": "final",
+             "ranked": [[str(a), json_number(s)] for a, s in ranking], **extra}
+    return progress.finish(result, state, entry=final)
+
+
 def json_number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 

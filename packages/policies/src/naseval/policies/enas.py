@@ -30,9 +30,8 @@ from naseval.policies.base import (
     check_search_args,
     draw_seed,
     env_device,
+    finish_with_ranking,
     is_real,
-    json_number,
-    rank_by_perplexity,
     sample_index,
     torch_seeded,
 )
@@ -288,28 +287,12 @@ class EnasPolicy:
         with torch.no_grad():
             candidates = list(dict.fromkeys(controller.sample(rng)[0] for _ in range(n_final)))
         # carpedm20 derive: every candidate is rewarded on the same validation minibatch.
-        scored = [
-            (a, float(env.evaluate(a, batches=c.final_batches, offset=0))) for a in candidates
-        ]
-        ranking = rank_by_perplexity(scored)
-        result = SearchResult(
-            policy=self.name,
-            arch=ranking[0][0],
-            ranking=ranking,
-            score=(
-                f"validation perplexity under the shared weights on {c.final_batches} "
-                "minibatch(es) of the controller's final samples, lower is better"
-            ),
-            history=progress.history,
+        return finish_with_ranking(
+            progress, self.name, env, candidates, c.final_batches,
+            f"validation perplexity under the shared weights on {c.final_batches} "
+            "minibatch(es) of the controller's final samples, lower is better",
+            budget.epochs, partial(self._state, controller, optimizer, offset), n_sampled=n_final,
         )
-        final = {
-            "epoch": budget.epochs,
-            "stage": "final",
-            "ranked": [[str(a), json_number(s)] for a, s in ranking],
-            "n_sampled": n_final,
-        }
-        state = partial(self._state, controller, optimizer, offset)
-        return progress.finish(result, state, entry=final)
 
     def _state(
         self, controller: EnasController, optimizer: torch.optim.Optimizer, offset: int

@@ -16,8 +16,7 @@ from naseval.policies.base import (
     SearchResult,
     check_count,
     check_search_args,
-    json_number,
-    rank_by_perplexity,
+    finish_with_ranking,
 )
 from naseval.policies.env import SearchEnv
 from naseval.space import Architecture
@@ -124,27 +123,12 @@ class RandomWSPolicy:
 
         n = budget.final_samples or self.config.final_samples
         candidates = _unique_samples(space, rng, n)
-        scored = [
-            (arch, float(env.evaluate(arch, batches=self.config.eval_batches, offset=0)))
-            for arch in candidates
-        ]
-        ranking = rank_by_perplexity(scored)
-        result = SearchResult(
-            policy=self.name,
-            arch=ranking[0][0],
-            ranking=ranking,
-            score=(
-                f"validation perplexity under the shared weights on {self.config.eval_batches} "
-                "minibatch(es) (0 = the whole split), lower is better"
-            ),
-            history=progress.history,
+        return finish_with_ranking(
+            progress, self.name, env, candidates, self.config.eval_batches,
+            f"validation perplexity under the shared weights on {self.config.eval_batches} "
+            "minibatch(es) (0 = the whole split), lower is better",
+            budget.epochs,
         )
-        final = {
-            "epoch": budget.epochs,
-            "stage": "final",
-            "ranked": [[str(a), json_number(s)] for a, s in ranking],
-        }
-        return progress.finish(result, entry=final)
 
 
 def _unique_samples(space: Any, rng: np.random.Generator, n: int) -> list[Architecture]:
