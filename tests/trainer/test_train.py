@@ -246,7 +246,10 @@ def test_device_resolution() -> None:
 def test_trains_on_cuda(corpus: Corpus) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    result = train_architecture(ARCH, corpus, tiny(epochs=2), seed=0, device="cuda")
+    # CUDA draws other dropout masks than CPU (another generator), so the runs differ by chance.
+    # On CPU, 8 mask streams of this run gave valid ppl 19.5-22.2 after 2 epochs (mostly above
+    # the bound of 20) and 11.2-13.5 after 3, as many as the CPU test of this bound trains.
+    result = train_architecture(ARCH, corpus, tiny(epochs=3), seed=0, device="cuda")
     assert result.history[-1]["valid_ppl"] < 0.5 * corpus.vocab_size
-    cpu = train_architecture(ARCH, corpus, tiny(epochs=2), seed=0, device="cpu")
-    assert result.best_valid_ppl == pytest.approx(cpu.best_valid_ppl, rel=0.2)
+    cpu = train_architecture(ARCH, corpus, tiny(epochs=3), seed=0, device="cpu")
+    assert result.best_valid_ppl == pytest.approx(cpu.best_valid_ppl, rel=0.3)

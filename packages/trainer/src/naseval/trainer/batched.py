@@ -396,7 +396,8 @@ class _Batch:
         stepped = [a and k not in bad for k, a in enumerate(window.active)]
         self._update(grad_norm, stepped, window.seq_lens, member_grads, any_bad=bool(bad))
         with torch.no_grad():  # each member carries the state of its own last timestep
-            ends = states[window.length - 1, torch.arange(len(members))]  # (K, B, H)
+            ends = states[window.length - 1,
+                          torch.arange(len(members), device=self.device)]  # (K, B, H)
             self.hidden = torch.where(window.member_on.view(-1, 1, 1), ends, self.hidden)
         self.steps += 1
         ce_values = cross_entropy.tolist()  # one device sync, not one per member

@@ -19,6 +19,7 @@ version all of this is tested against.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -204,6 +205,17 @@ def _recurrence_forward(
     return out, states, gates, cands
 
 
+@functools.lru_cache(maxsize=512)
+def _constant(values: tuple[float, ...] | tuple[int, ...], dtype: torch.dtype,
+              device: torch.device) -> torch.Tensor:
+    """A small read-only tensor of `values`, made once per (values, dtype, device).
+
+    On CUDA, torch.tensor(list, device=cuda) copies from pageable memory and then waits for the
+    stream: five such copies per backward were five host syncs per training step.
+    """
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
 class CellRecurrence(torch.autograd.Function):
     """The sequential part of the cell with a hand-written, timestep-batched backward."""
 
@@ -228,8 +240,8 @@ class CellRecurrence(torch.autograd.Function):
         steps, batch, hid = out.shape
         n, two_h = len(plan.ops), 2 * hid
         grad_out = grad_out.contiguous()
-        pred_index = torch.tensor(plan.preds, device=out.device)
-        one, lin, sq, step = (torch.tensor(v, dtype=out.dtype, device=out.device)[:, None, None]
+        pred_index = _constant(plan.preds, torch.int64, out.device)
+        one, lin, sq, step = (_constant(v, out.dtype, out.device)[:, None, None]
                               for v in plan.f_grad_terms)  # each (n+1, 1, 1)
 
         d_pre0 = out.new_empty(steps, batch, 2, hid)  # grad of [c0, h0] pre-activation = grad xp
