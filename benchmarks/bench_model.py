@@ -62,5 +62,7 @@ def test_decoder_step(benchmark: Any, decoder: str, device: torch.device) -> Non
             loss = torch.nn.functional.cross_entropy(
                 torch.nn.functional.linear(x, weight, bias), targets)
         loss.backward()
+        if device.type == "cuda":  # time the kernels, not just their launches
+            torch.cuda.synchronize(device)
 
     benchmark.pedantic(step, rounds=8, warmup_rounds=1)
