@@ -267,7 +267,8 @@ class _Batch:
         return {"members": [[str(m.arch), m.seed] for m in self.members],
                 "config": self.config.to_dict(),
                 "corpus": [self.corpus.vocab_size, self.corpus.train.numel(),
-                           self.corpus.valid.numel(), self.corpus.test.numel()]}
+                           self.corpus.valid.numel(), self.corpus.test.numel()],
+                "device": self.device.type}  # the members' mask generators live there
 
     def state(self) -> dict[str, Any]:
         return {

@@ -543,4 +543,5 @@ class Supernet:
 
     def _identity(self) -> dict[str, Any]:
         return {"space": self._space.to_dict(), "sharing": self.sharing, "mode": self.mode,
-                "config": self.config.to_dict(), "vocab_size": self.vocab_size}
+                "config": self.config.to_dict(), "vocab_size": self.vocab_size,
+                "device": self.device.type}  # the mask generator lives there

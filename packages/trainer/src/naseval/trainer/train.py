@@ -211,7 +211,10 @@ class _Run:
         """What a checkpoint must agree on to be resumed by this run."""
         return {"arch": str(self.arch), "seed": self.seed, "config": self.config.to_dict(),
                 "corpus": [self.corpus.vocab_size, self.corpus.train.numel(),
-                           self.corpus.valid.numel(), self.corpus.test.numel()]}
+                           self.corpus.valid.numel(), self.corpus.test.numel()],
+                # the dropout masks' generator lives on the device: a CUDA generator's state
+                # cannot continue on the CPU, nor the other way round
+                "device": self.device.type}
 
     def state(self) -> dict[str, Any]:
         progress = asdict(self.progress)
@@ -258,10 +261,10 @@ class _Run:
             return False
         mine, theirs = self.identity(), state["identity"]
         for key in mine:
-            if mine[key] != theirs[key]:
+            if mine[key] != theirs.get(key):
                 raise ValueError(
                     f"checkpoint in {self.checkpoint_dir} belongs to a different run: its {key} "
-                    f"is {theirs[key]!r}, this run's is {mine[key]!r}; use another "
+                    f"is {theirs.get(key)!r}, this run's is {mine[key]!r}; use another "
                     "checkpoint_dir or delete the checkpoint"
                 )
         self.load(state)
