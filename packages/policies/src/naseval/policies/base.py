@@ -285,6 +285,15 @@ def rank_by_perplexity(
     return sorted(scored, key=lambda pair: pair[1] if math.isfinite(pair[1]) else math.inf)
 
 
+def rank_on_validation(
+    env: SearchEnv, archs: list[Architecture], batches: int
+) -> list[tuple[Architecture, float]]:
+    """`archs` scored under the shared weights, all on the same `batches` validation minibatches
+    (offset 0), best (lowest perplexity) first."""
+    scored = [(a, float(env.evaluate(a, batches=batches, offset=0))) for a in archs]
+    return rank_by_perplexity(scored)
+
+
 def finish_with_ranking(
     progress: SearchProgress,
     policy: str,
@@ -296,11 +305,9 @@ def finish_with_ranking(
     state: PolicyState | None = None,
     **extra: Any,
 ) -> SearchResult:
-    """Score `candidates` under the shared weights, all on the same `batches` validation
-    minibatches (offset 0), rank them best first and close the search with the final-stage
+    """Rank `candidates` with `rank_on_validation` and close the search with the final-stage
     history entry (`extra` joins it)."""
-    scored = [(arch, float(env.evaluate(arch, batches=batches, offset=0))) for arch in candidates]
-    ranking = rank_by_perplexity(scored)
+    ranking = rank_on_validation(env, candidates, batches)
     result = SearchResult(policy=policy, arch=ranking[0][0], ranking=ranking, score=score,
                           history=progress.history)
     final = {"epoch": epoch, "stage": "final",

@@ -32,7 +32,7 @@ from naseval.policies.base import (
     env_device,
     is_real,
     json_number,
-    rank_by_perplexity,
+    rank_on_validation,
     torch_seeded,
 )
 from naseval.policies.env import SearchEnv
@@ -442,7 +442,7 @@ class NaoPolicy:
             ]
             entry: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
             if epoch % eval_every == 0 or epoch == budget.epochs:
-                ranked = self._score_pool(env, pool)
+                ranked = rank_on_validation(env, pool, c.eval_batches)
                 pool = [a for a, _ in ranked]
                 entry["pool"] = [[str(a), json_number(s)] for a, s in ranked]
                 if epoch < budget.epochs:
@@ -460,14 +460,6 @@ class NaoPolicy:
             history=progress.history,
         )
         return progress.finish(result, partial(self._state, epd, optimizer, pool, ranked))
-
-    def _score_pool(
-        self, env: SearchEnv, pool: list[Architecture]
-    ) -> list[tuple[Architecture, float]]:
-        """The pool on the same validation minibatch(es), best (lowest ppl) first."""
-        c = self.config
-        scores = [float(env.evaluate(a, batches=c.eval_batches, offset=0)) for a in pool]
-        return rank_by_perplexity(list(zip(pool, scores)))
 
     def _round(
         self,
