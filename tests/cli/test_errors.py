@@ -66,6 +66,30 @@ def test_missing_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert_usage_error(nas("data", "verify", str(tmp_path)), "missing")
 
 
+def test_ptb_download_failure_is_one_error_before_any_job(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PTB anywhere and no network: the download is tried once, up front, and its failure is
+    one line (not one failed job per job), with nothing logged."""
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.delenv("NASEVAL_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(workdir / "cache"))
+    tried: list[str] = []
+
+    def offline(url: str, timeout: float = 0.0) -> None:
+        tried.append(url)
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    result = nas("run", "compare", "--space", "8")
+    assert_usage_error(result, "downloading", "ptb.train.txt", "check the network",
+                       str(workdir / "cache" / "naseval" / "ptb"))
+    assert len(tried) == 1
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+
+
 def test_other_bad_options() -> None:
     assert_usage_error(nas("run", "compare", "--preset", "huge"), "unknown preset 'huge'", "quick")
     assert_usage_error(nas("run", "compare", "--seeds", "two"), "--seeds")

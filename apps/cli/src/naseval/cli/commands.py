@@ -165,15 +165,25 @@ def _workdir(common: CommonOptions, uri: str) -> Path:
     return Path.cwd() / ".naseval"
 
 
-def _data_check(preset: Preset) -> None:
-    """Missing data is bad input: say so before any job starts (and before the store is touched)."""
+def _data_check(preset: Preset, console: Console, fetch: bool) -> None:
+    """Missing data is bad input: say so before any job starts (and before the store is touched).
+
+    Where downloading is allowed and `fetch` (not a dry run), missing PTB is downloaded and
+    verified here, once: left to the jobs, every job would try, and without a network every
+    one of them would fail with the same error.
+    """
     if preset.data.corpus != "ptb":
         return
-    from naseval.trainer import find_ptb
+    from naseval.trainer import find_ptb, ptb_path
 
-    if find_ptb(preset.data.path) is None and not preset.data.download:
+    if find_ptb(preset.data.path) is not None:
+        return
+    if not preset.data.download:
         raise UsageError("PTB not found: set NASEVAL_DATA_DIR, pass --set data.path=DIR, or run "
                          "`nas data download`")
+    if fetch:
+        console.info("PTB not found locally: downloading it into the user cache (SHA256-verified)")
+        ptb_path(preset.data.path, download=True)
 
 
 def execute(common: CommonOptions, preset: Preset, *, command: str, run_name: str, plan: Plan,
@@ -187,7 +197,7 @@ def execute(common: CommonOptions, preset: Preset, *, command: str, run_name: st
         raise UsageError(f"--executor must be local or ray, got {common.executor!r}")
     uri = resolve_tracking_uri(common.tracking_uri)
     check_reachable(uri)
-    _data_check(preset)
+    _data_check(preset, console, fetch=not common.dry_run)
     device = resolved_device(common.device)
     quiet_mlflow()
     tracker = Tracker(uri)
